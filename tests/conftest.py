@@ -1,0 +1,44 @@
+import pytest
+from django.core.cache import cache
+
+from removal import keys
+from webapp.models import User
+
+PASSWORD = "correct-horse-battery-staple-42"
+
+
+def make_user(email: str = "someone@example.com", **overrides) -> User:
+    return User.objects.create_user(email, overrides.pop("password", PASSWORD), **overrides)
+
+
+def make_key(user: User, name: str = "default") -> tuple[str, str]:
+    key, secret = keys.create_key(user, name)
+    return key.key_id, secret
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path):
+    """Each test gets its own media folder and an empty cache (rate-limit counters live there)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return make_user("bob@example.com")
+
+
+@pytest.fixture
+def alice_key(alice) -> tuple[str, str]:
+    return make_key(alice)

@@ -1,0 +1,48 @@
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from removal import keys
+from removal.models import ApiKey
+from webapp.forms import ApiKeyForm, SignupForm
+
+
+def home(request):
+    return render(request, "webapp/home.html")
+
+
+def signup(request):
+    form = SignupForm(request.POST or None)
+    if form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_secret = None
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        new_key, new_secret = keys.create_key(request.user, form.cleaned_data["name"])
+        form = ApiKeyForm()
+    context = {
+        "form": form,
+        "keys": request.user.api_keys.all(),
+        "new_key": new_key,
+        "new_secret": new_secret,
+    }
+    return render(request, "webapp/api_keys.html", context)
+
+
+@login_required
+@require_POST
+def revoke_api_key(request, key_id: str):
+    key = get_object_or_404(ApiKey, key_id=key_id, user=request.user)
+    keys.revoke(key)
+    messages.success(request, f"Key {key.key_id} revoked.")
+    return redirect("api_keys")
