@@ -17,4 +17,6 @@ urlpatterns = [
     path("account/keys/", views.api_keys, name="api_keys"),
     path("account/keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("admin/", admin.site.urls),
+    path("", include("removal.urls")),
+    path("", include("billing.urls")),
 ]

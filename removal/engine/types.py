@@ -1,0 +1,114 @@
+"""The engine's public data types: what callers pass in and what they get back.
+
+Coordinates: every size and box is in the *oriented* input's pixels (EXIF orientation
+applied), as the Pixian contract says. Boxes are Pixian-ordered (top, left, width, height).
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+OutputFormat = Literal["auto", "png", "jpeg", "delta_png", "mask"]
+VerticalAlignment = Literal["top", "middle", "bottom"]
+Unit = Literal["px", "%"]
+
+
+@dataclass(frozen=True)
+class Box:
+    top: int = 0
+    left: int = 0
+    width: int = 0
+    height: int = 0
+
+    def header(self) -> str:
+        return f"{self.top} {self.left} {self.width} {self.height}"
+
+
+@dataclass(frozen=True)
+class Length:
+    value: float
+    unit: Unit = "px"
+
+
+@dataclass(frozen=True)
+class Margin:
+    """CSS order. `%` is of the content's height for top/bottom, its width for left/right."""
+
+    top: Length = Length(0)
+    right: Length = Length(0)
+    bottom: Length = Length(0)
+    left: Length = Length(0)
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A region as x1, y1, x2, y2 (exclusive) in oriented input pixels; `%` values are resolved
+    by the caller's parser only when the size is known, so fractions in [0, 1] are allowed too
+    when `relative` is set."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    relative: bool = False
+
+
+@dataclass(frozen=True)
+class RemovalOptions:
+    """Everything that shapes one result. Defaults are Pixian's defaults."""
+
+    test: bool = False
+    max_pixels: int = 25_000_000
+    background_color: tuple[int, int, int] | None = None
+    background_image: bytes | None = None
+    crop_to_foreground: bool = False
+    margin: Margin = Margin()
+    target_size: tuple[int, int] | None = None
+    vertical_alignment: VerticalAlignment = "middle"
+    output_format: OutputFormat = "auto"
+    jpeg_quality: int = 75
+    # remove.bg: subject size relative to the result (0.1-1.0), and where it sits
+    # (fractions of the free space, x then y; None keeps the original position).
+    scale: float | None = None
+    position: tuple[float, float] | None = None
+    # remove.bg `roi` / Baidu `control`: only inside these regions can be foreground.
+    regions: tuple[Rect, ...] = ()
+    # Baidu refine_mask=false: the raw map, no snapping, no colour estimation.
+    raw: bool = False
+
+
+@dataclass
+class Cutout:
+    """The expensive part of a removal, kept so that re-rendering with other options is free.
+
+    `rgb` is the oriented input at processing size (after `max_pixels`), `alpha` the
+    segmentation at the same size (uint8, already limited by the input's own alpha),
+    `full_size` the oriented input's size before any downscaling.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    full_size: tuple[int, int]
+    orientation: int = 1
+    source_format: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class RemovalResult:
+    body: bytes
+    content_type: str
+    input_size: tuple[int, int]
+    result_size: tuple[int, int]
+    input_foreground: Box
+    result_foreground: Box
+    orientation: int = 1
+    # Reseller mode: what the upstream charged for this result (None for the local engine).
+    upstream_credits: str | None = None
+
+
+class Remover(Protocol):
+    """What the APIs and the website call: the local engine or the upstream client."""
+
+    def remove(self, data: bytes, options: RemovalOptions) -> RemovalResult: ...
