@@ -1,13 +1,12 @@
 """Cutout's one settings module: every knob is an environment variable (see README)."""
 
 import secrets
-from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_float, env_int, env_list, env_str
+from webapp.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CUTOUT_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -186,10 +185,15 @@ CUTOUT_UPSTREAM_URL = env_str("CUTOUT_UPSTREAM_URL")
 CUTOUT_UPSTREAM_ID = env_str("CUTOUT_UPSTREAM_ID")
 CUTOUT_UPSTREAM_SECRET = env_str("CUTOUT_UPSTREAM_SECRET")
 CUTOUT_UPSTREAM_DEADLINE_S = env_float("CUTOUT_UPSTREAM_DEADLINE_S", 170.0)
-CUTOUT_RESELLER_MARKUP = Decimal(env_str("CUTOUT_RESELLER_MARKUP", "1.0"))
+CUTOUT_RESELLER_MARKUP = env_decimal("CUTOUT_RESELLER_MARKUP", "1.0")
+# Prices in credits (billing/pricing.py is the one place that applies them).
+CUTOUT_CREDITS_PER_IMAGE = env_decimal("CUTOUT_CREDITS_PER_IMAGE", "1")
+CUTOUT_CREDITS_PER_PREVIEW = env_decimal("CUTOUT_CREDITS_PER_PREVIEW", "0.25")
 CUTOUT_GRANT_VALIDITY_DAYS = env_int("CUTOUT_GRANT_VALIDITY_DAYS", 365)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# Tests point this at a local stand-in server; production leaves the default.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
 
 # Failed log-ins allowed per account and per address in the window.
 CUTOUT_LOGIN_FAILURE_LIMIT = env_int("CUTOUT_LOGIN_FAILURE_LIMIT", 10)
