@@ -185,6 +185,9 @@ CUTOUT_UPSTREAM_URL = env_str("CUTOUT_UPSTREAM_URL")
 CUTOUT_UPSTREAM_ID = env_str("CUTOUT_UPSTREAM_ID")
 CUTOUT_UPSTREAM_SECRET = env_str("CUTOUT_UPSTREAM_SECRET")
 CUTOUT_UPSTREAM_DEADLINE_S = env_float("CUTOUT_UPSTREAM_DEADLINE_S", 170.0)
+# Pixian's linear step after a 429 (5 s, 10 s, 15 s ...); tries after 502/503/504 or no answer.
+CUTOUT_UPSTREAM_BACKOFF_S = env_float("CUTOUT_UPSTREAM_BACKOFF_S", 5.0)
+CUTOUT_UPSTREAM_MAX_TRIES = env_int("CUTOUT_UPSTREAM_MAX_TRIES", 3)
 CUTOUT_RESELLER_MARKUP = env_decimal("CUTOUT_RESELLER_MARKUP", "1.0")
 # Prices in credits (billing/pricing.py is the one place that applies them).
 CUTOUT_CREDITS_PER_IMAGE = env_decimal("CUTOUT_CREDITS_PER_IMAGE", "1")
