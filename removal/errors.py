@@ -25,8 +25,20 @@ ERRORS: dict[int, ErrorSpec] = {
     1008: ErrorSpec(400, "The image has more than 32,000,000 pixels."),
     1009: ErrorSpec(400, "The image is too small to process."),
     1010: ErrorSpec(400, "The request body could not be parsed."),
+    # Reseller mode: the upstream refused the request for a cause with no code of ours; the
+    # upstream's own message replaces this one (removal/upstream.py).
+    1099: ErrorSpec(400, "The upstream service refused the request."),
     # 2001-2099: one code per option; see removal/params.py for which is which.
     2000: ErrorSpec(400, "Invalid parameter value."),
+    2001: ErrorSpec(400, "test must be true or false (or 1 or 0)."),
+    2002: ErrorSpec(400, "max_pixels must be an integer from 100 to 25,000,000."),
+    2003: ErrorSpec(400, "background.color must be a colour #RRGGBB in hex."),
+    2004: ErrorSpec(400, "result.crop_to_foreground must be true or false (or 1 or 0)."),
+    2005: ErrorSpec(400, "result.margin must be 1 to 4 lengths like 10px or 5.5%."),
+    2006: ErrorSpec(400, "result.target_size must be 'width height' in pixels."),
+    2007: ErrorSpec(400, "result.vertical_alignment must be top, middle or bottom."),
+    2008: ErrorSpec(400, "output.format must be auto, png, jpeg or delta_png."),
+    2009: ErrorSpec(400, "output.jpeg_quality must be an integer from 1 to 100."),
     3001: ErrorSpec(400, "image.url: only http and https URLs are allowed."),
     3002: ErrorSpec(
         400, "image.url: the host resolves to a private, loopback or reserved address."

@@ -1,0 +1,421 @@
+"""Request options and image inputs → the engine's `RemovalOptions` (one place for every rule).
+
+The Pixian-compatible API, the website and the remove.bg / Baidu translators all go through
+this module. The primitives (`parse_bool`, `parse_int`, `parse_choice`, `parse_color`,
+`parse_lengths`, `parse_margin`, `parse_size`, `parse_box_list`, `decode_base64`,
+`select_input`) take the wire name and the neutral error code of the parameter they parse,
+so each wire format keeps its own names and codes while sharing the rules.
+
+Values arrive as form strings, or as JSON scalars and lists (remove.bg and Baidu accept JSON);
+both are handled. A value that is empty or only whitespace counts as not given (web forms and
+some clients send every field), so the default applies. Unknown fields are ignored.
+"""
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from PIL import ImageColor
+
+from removal.engine.types import Length, Margin, Rect, RemovalOptions
+from removal.errors import RemovalError
+
+# Neutral codes of the Pixian options (2001-2099 are per-option codes; never reuse one).
+CODE_TEST = 2001
+CODE_MAX_PIXELS = 2002
+CODE_BACKGROUND_COLOR = 2003
+CODE_CROP_TO_FOREGROUND = 2004
+CODE_MARGIN = 2005
+CODE_TARGET_SIZE = 2006
+CODE_VERTICAL_ALIGNMENT = 2007
+CODE_OUTPUT_FORMAT = 2008
+CODE_JPEG_QUALITY = 2009
+
+BASE64_MAX_CHARS = 1024 * 1024
+MAX_PIXELS_RANGE = (100, 25_000_000)
+JPEG_QUALITY_RANGE = (1, 100)
+# A result of target_size is allocated in full, so its area is capped like max_pixels.
+TARGET_SIZE_MAX_PIXELS = 25_000_000
+# Margins grow the result; these caps keep a request from asking for a gigapixel canvas.
+MARGIN_MAX_PX = 10_000
+MARGIN_MAX_PERCENT = 100
+
+_EMPTY = object()
+_UNSIGNED_INT = re.compile(r"[0-9]+")
+_LENGTH = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(px|%)?", re.IGNORECASE)
+_DATA_URL_PREFIX = re.compile(r"data:[^,]*?;base64,", re.IGNORECASE)
+_BASE64_JUNK = re.compile(r"\s+")
+
+
+def _shown(value: Any) -> str:
+    """The received value, quoted and shortened, for an error message."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return repr(text[:40] + "…" if len(text) > 40 else text)
+
+
+def _bad(code: int, name: str, accepted: str, value: Any) -> RemovalError:
+    return RemovalError(code, f"{name} must be {accepted}; got {_shown(value)}.")
+
+
+def is_given(value: Any) -> bool:
+    """False for a missing value and for an empty or whitespace-only string."""
+    if value is None or value is _EMPTY:
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+# --- primitives --------------------------------------------------------------------------------
+
+
+def parse_bool(value: Any, name: str, code: int) -> bool:
+    """`true`/`false` in any case, `1`/`0` (or JSON true/false/1/0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+    raise _bad(code, name, "true or false (or 1 or 0)", value)
+
+
+def parse_int(value: Any, name: str, code: int, low: int, high: int) -> int:
+    """A decimal integer in [low, high]: digits only (no sign, exponent or '_' separators)."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _UNSIGNED_INT.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        raise _bad(code, name, f"an integer from {low:,} to {high:,}", value)
+    return number
+
+
+def parse_choice(value: Any, name: str, code: int, choices: Iterable[str]) -> str:
+    """One of `choices` (compared without regard to case); returns the canonical spelling."""
+    choices = tuple(choices)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for choice in choices:
+            if text == choice.lower():
+                return choice
+    raise _bad(code, name, "one of " + ", ".join(choices), value)
+
+
+def parse_color(
+    value: Any,
+    name: str,
+    code: int,
+    *,
+    require_hash: bool = True,
+    digits: Iterable[int] = (6,),
+    names: bool = False,
+) -> tuple[int, int, int, int]:
+    """A hex colour as RGBA (alpha 255 unless the form carries one).
+
+    Pixian: `#RRGGBB`, the `#` required (the defaults). remove.bg: `require_hash=False`,
+    `digits=(3, 4, 6, 8)`, `names=True` for CSS colour names.
+    """
+    digits = tuple(digits)
+    text = value.strip() if isinstance(value, str) else ""
+    if names and text.lower() in ImageColor.colormap:
+        r, g, b = ImageColor.getrgb(text.lower())[:3]
+        return r, g, b, 255
+    hex_part = text[1:] if text.startswith("#") else (None if require_hash else text)
+    if hex_part is not None and len(hex_part) in digits and re.fullmatch(r"[0-9a-fA-F]+", hex_part):
+        if len(hex_part) in (3, 4):
+            hex_part = "".join(c * 2 for c in hex_part)
+        channels = [int(hex_part[i : i + 2], 16) for i in range(0, len(hex_part), 2)]
+        return (*channels[:3], channels[3] if len(channels) == 4 else 255)
+    shapes = ", ".join({3: "RGB", 4: "RGBA", 6: "RRGGBB", 8: "RRGGBBAA"}[n] for n in digits)
+    accepted = f"a colour #{shapes} in hex" if require_hash else f"a hex colour {shapes}"
+    accepted += " (the # is required)" if require_hash else " (with or without #)"
+    accepted += " or a CSS colour name" if names else ""
+    raise _bad(code, name, accepted, value)
+
+
+def parse_lengths(
+    value: Any,
+    name: str,
+    code: int,
+    *,
+    counts: Iterable[int] = (1, 2, 3, 4),
+    max_px: float = MARGIN_MAX_PX,
+    max_percent: float = MARGIN_MAX_PERCENT,
+    unitless: Literal["zero", "px", "never"] = "zero",
+) -> list[Length]:
+    """Space-separated lengths like `10px 5.5%`; `unitless="zero"` allows a bare `0`,
+    `"px"` reads any bare number as pixels (remove.bg)."""
+    parts = value.split() if isinstance(value, str) else []
+    counts = tuple(counts)
+    lengths: list[Length] = []
+    for part in parts:
+        match = _LENGTH.fullmatch(part)
+        if match is None:
+            break
+        number, unit = float(match.group(1)), (match.group(2) or "").lower()
+        if not unit:
+            if unitless == "px" or (unitless == "zero" and number == 0):
+                unit = "px"
+            else:
+                break
+        if number > (max_px if unit == "px" else max_percent):
+            break
+        lengths.append(Length(number, unit))
+    if not parts or len(lengths) != len(parts) or len(parts) not in counts:
+        count_text = " to ".join(str(n) for n in (counts[0], counts[-1]))
+        if len(counts) != counts[-1] - counts[0] + 1:
+            count_text = ", ".join(map(str, counts[:-1])) + f" or {counts[-1]}"
+        raise _bad(
+            code,
+            name,
+            f"{count_text} space-separated lengths like 10px or 5.5%, each at most "
+            f"{max_px:g}px or {max_percent:g}%",
+            value,
+        )
+    return lengths
+
+
+def margin_from_lengths(lengths: list[Length]) -> Margin:
+    """CSS's 1-4 value order: all; top/bottom left/right; top left/right bottom; t r b l."""
+    if len(lengths) == 1:
+        top = right = bottom = left = lengths[0]
+    elif len(lengths) == 2:
+        (top, right), (bottom, left) = lengths, lengths
+    elif len(lengths) == 3:
+        top, right, bottom = lengths
+        left = right
+    else:
+        top, right, bottom, left = lengths
+    return Margin(top=top, right=right, bottom=bottom, left=left)
+
+
+def parse_margin(value: Any, name: str, code: int, **length_rules: Any) -> Margin:
+    return margin_from_lengths(parse_lengths(value, name, code, **length_rules))
+
+
+def parse_size(
+    value: Any, name: str, code: int, *, max_pixels: int = TARGET_SIZE_MAX_PIXELS
+) -> tuple[int, int]:
+    """`w h` in whole pixels, each at least 1, w × h at most `max_pixels`."""
+    parts = value.split() if isinstance(value, str) else []
+    if len(parts) == 2 and all(_UNSIGNED_INT.fullmatch(p) for p in parts):
+        width, height = int(parts[0]), int(parts[1])
+        if width >= 1 and height >= 1 and width * height <= max_pixels:
+            return width, height
+    raise _bad(
+        code,
+        name,
+        f"'width height' in whole pixels (like '1920 1080'), at most {max_pixels:,} pixels",
+        value,
+    )
+
+
+def _box_corners(box: Any) -> tuple[float, float, float, float] | None:
+    if not (isinstance(box, list) and len(box) == 2):
+        return None
+    if not all(isinstance(p, list) and len(p) == 2 for p in box):
+        return None
+    corners = [c for point in box for c in point]
+    if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in corners):
+        return None
+    x1, y1, x2, y2 = (float(c) for c in corners)
+    if min(x1, y1) < 0 or x2 <= x1 or y2 <= y1:
+        return None
+    return x1, y1, x2, y2
+
+
+def parse_box_list(value: Any, name: str, code: int) -> tuple[Rect, ...]:
+    """Baidu's `[[[x1, y1], [x2, y2]], …]` (a JSON string or a list): top-left and
+    bottom-right corners in pixels, at least one box, each with x2 > x1 and y2 > y1."""
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    rects: list[Rect] = []
+    for box in data if isinstance(data, list) else []:
+        corners = _box_corners(box)
+        if corners is None:
+            break
+        rects.append(Rect(*corners))
+    else:
+        if rects:
+            return tuple(rects)
+    raise _bad(
+        code,
+        name,
+        "a list of boxes [[[x1, y1], [x2, y2]], …] in pixels with x2 > x1 and y2 > y1",
+        value,
+    )
+
+
+def decode_base64(
+    text: Any, name: str, *, max_chars: int | None = BASE64_MAX_CHARS, code: int = 1003
+) -> bytes:
+    """Standard or URL-safe base64; a `data:…;base64,` prefix, line breaks and missing padding
+    are tolerated. `max_chars` counts the base64 text without the prefix."""
+    if not isinstance(text, str):
+        raise RemovalError(code, f"{name} must be a base64 string.")
+    text = _DATA_URL_PREFIX.sub("", text.lstrip(), count=1)
+    if max_chars is not None and len(text) > max_chars:
+        raise RemovalError(
+            code, f"{name} is longer than {max_chars:,} characters; upload the file instead."
+        )
+    text = _BASE64_JUNK.sub("", text)
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RemovalError(code, f"{name} is not valid base64.") from None
+
+
+# --- image input -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The one image of a request: its bytes (file or base64), or a URL still to fetch."""
+
+    kind: Literal["file", "base64", "url"]
+    data: bytes = b""
+    url: str = ""
+    filename: str = ""
+
+
+@dataclass(frozen=True)
+class InputFields:
+    """A wire format's names for the three inputs."""
+
+    file: str = "image"
+    base64: str = "image.base64"
+    url: str = "image.url"
+    base64_max_chars: int | None = BASE64_MAX_CHARS
+
+
+PIXIAN_INPUTS = InputFields()
+
+
+def _read_upload(upload: Any) -> bytes:
+    if isinstance(upload, bytes):
+        return upload
+    if isinstance(upload, str):
+        # A text part under the file's name: its bytes are read as the image (and usually fail).
+        return upload.encode("utf-8", "surrogateescape")
+    upload.seek(0)
+    return upload.read()
+
+
+def select_input(
+    fields: Mapping[str, Any], files: Mapping[str, Any], names: InputFields = PIXIAN_INPUTS
+) -> ImageInput:
+    """Exactly one of the file, base64 and URL inputs; raises 1001, 1002, 1003 or 1005.
+
+    A field counts as given when it is present, even empty (then it is an empty image).
+    `files` may be a Django MultiValueDict; several files under the one name are two inputs.
+    """
+    uploads = files.getlist(names.file) if hasattr(files, "getlist") else []
+    if not uploads and names.file in files:
+        uploads = [files[names.file]]
+    if not uploads and names.file in fields:
+        uploads = [fields[names.file]]
+    given = len(uploads) + (names.base64 in fields) + (names.url in fields)
+    if given == 0:
+        raise RemovalError(
+            1001, f"No image given: send one of {names.file}, {names.base64} or {names.url}."
+        )
+    if given > 1:
+        raise RemovalError(
+            1002, f"Send only one image: one of {names.file}, {names.base64} and {names.url}."
+        )
+    if uploads:
+        upload = uploads[0]
+        found = ImageInput("file", _read_upload(upload), filename=getattr(upload, "name", ""))
+    elif names.base64 in fields:
+        text = fields[names.base64]
+        found = ImageInput(
+            "base64", decode_base64(text, names.base64, max_chars=names.base64_max_chars)
+        )
+    else:
+        url = fields[names.url]
+        return ImageInput("url", url=url.strip() if isinstance(url, str) else "")
+    if not found.data:
+        raise RemovalError(1005, f"The supplied image ({names.file}) is empty.")
+    return found
+
+
+# --- Pixian options ----------------------------------------------------------------------------
+
+OUTPUT_FORMATS = ("auto", "png", "jpeg", "delta_png")
+VERTICAL_ALIGNMENTS = ("top", "middle", "bottom")
+
+
+def parse_pixian_options(fields: Mapping[str, Any]) -> RemovalOptions:
+    """Pixian v2's options (spec/pixian-v2.md) into RemovalOptions; each bad value raises its
+    own 2001-2009 code naming the parameter and the accepted form."""
+
+    def given(name: str) -> Any:
+        value = fields.get(name)
+        return value if is_given(value) else _EMPTY
+
+    options: dict[str, Any] = {}
+    if (value := given("test")) is not _EMPTY:
+        options["test"] = parse_bool(value, "test", CODE_TEST)
+    if (value := given("max_pixels")) is not _EMPTY:
+        options["max_pixels"] = parse_int(value, "max_pixels", CODE_MAX_PIXELS, *MAX_PIXELS_RANGE)
+    if (value := given("background.color")) is not _EMPTY:
+        options["background_color"] = parse_color(value, "background.color", CODE_BACKGROUND_COLOR)[
+            :3
+        ]
+    if (value := given("result.crop_to_foreground")) is not _EMPTY:
+        options["crop_to_foreground"] = parse_bool(
+            value, "result.crop_to_foreground", CODE_CROP_TO_FOREGROUND
+        )
+    if (value := given("result.margin")) is not _EMPTY:
+        options["margin"] = parse_margin(value, "result.margin", CODE_MARGIN)
+    if (value := given("result.target_size")) is not _EMPTY:
+        options["target_size"] = parse_size(value, "result.target_size", CODE_TARGET_SIZE)
+    if (value := given("result.vertical_alignment")) is not _EMPTY:
+        options["vertical_alignment"] = parse_choice(
+            value, "result.vertical_alignment", CODE_VERTICAL_ALIGNMENT, VERTICAL_ALIGNMENTS
+        )
+    if (value := given("output.format")) is not _EMPTY:
+        options["output_format"] = parse_choice(
+            value, "output.format", CODE_OUTPUT_FORMAT, OUTPUT_FORMATS
+        )
+    if (value := given("output.jpeg_quality")) is not _EMPTY:
+        options["jpeg_quality"] = parse_int(
+            value, "output.jpeg_quality", CODE_JPEG_QUALITY, *JPEG_QUALITY_RANGE
+        )
+    if "margin" in options and "target_size" in options:
+        check_margin_fits(options["margin"], options["target_size"], "result.margin", CODE_MARGIN)
+    return RemovalOptions(**options)
+
+
+def check_margin_fits(margin: Margin, size: tuple[int, int], name: str, code: int) -> None:
+    """With a target size the margin is inset (percentages of the target's own height for
+    top/bottom and width for left/right): it must leave at least one pixel each way."""
+
+    def used(a: Length, b: Length, extent: int) -> float:
+        return sum(x.value if x.unit == "px" else x.value * extent / 100 for x in (a, b))
+
+    width, height = size
+    if (
+        used(margin.left, margin.right, width) >= width
+        or used(margin.top, margin.bottom, height) >= height
+    ):
+        raise RemovalError(
+            code,
+            f"{name} leaves no room for the image inside result.target_size "
+            f"{width} {height}: make the margin smaller or the target larger.",
+        )
