@@ -1,0 +1,542 @@
+"""Every credit movement. The only code that writes ledger rows or changes a balance.
+
+Invariants (checked by `manage.py check_ledger`):
+- an account's `balance` equals the sum of its entries' amounts, and never goes below zero;
+- its `held` equals the sum of its open reservations, and never exceeds the balance;
+- the same (kind, reference) never moves credits twice: a unique constraint enforces it,
+  the insert runs in a savepoint and a duplicate returns the first result.
+
+Each function is one short transaction that locks the account row (`select_for_update`) first.
+Slow work (inference, upstream calls, Stripe) belongs between `reserve()` and `settle()` /
+`release()`, outside any transaction.
+
+Usage by the APIs:
+
+    quote = pricing.quote("image", test=is_test)
+    reservation = None if quote.is_free else ledger.reserve(user, quote.hold, request_id)
+    try:
+        result = do_the_work()
+    except BaseException:
+        if reservation: ledger.release(reservation)
+        raise
+    entry = ledger.settle(reservation) if reservation else None
+    charged = -entry.amount if entry else Decimal(0)     # X-Credits-Charged
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.formatting import format_credits, format_time
+from billing.models import CreditAccount, CreditPack, LedgerEntry, Purchase, Reservation
+from billing.pricing import quantize
+
+logger = logging.getLogger(__name__)
+
+Kind = LedgerEntry.Kind
+
+
+class CreditsError(Exception):
+    """Base for refusals; `code` is the API's error code (removal/errors.py)."""
+
+    code = 4020
+
+
+class InsufficientCreditsError(CreditsError):
+    """Not enough available credits for the amount asked (API code 4020)."""
+
+    code = 4020
+
+    def __init__(self, needed: Decimal, available: Decimal, message: str | None = None):
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            message
+            or f"Not enough credits: this call needs {format_credits(needed)}, "
+            f"{format_credits(available)} available."
+        )
+
+
+class CreditsLapsedError(InsufficientCreditsError):
+    """The account's `useBefore` has passed (API code 4021). A subclass of
+    InsufficientCreditsError, so one `except` catches both; tell them apart by `code`."""
+
+    code = 4021
+
+    def __init__(self, needed: Decimal, use_before: datetime):
+        self.use_before = use_before
+        super().__init__(
+            needed,
+            Decimal(0),
+            f"Your credits lapsed at {format_time(use_before)}; buy a credit pack to continue.",
+        )
+
+
+class ReservationClosedError(CreditsError):
+    """`settle()` on a reservation that was already released (e.g. by
+    `release_stale_reservations`): nothing is held any more, so nothing is charged."""
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What GET /api/v2/account reports. `credits` is what the next calls can spend
+    (the balance minus credits held for requests in progress)."""
+
+    credit_pack: str
+    state: str
+    use_before: datetime | None
+    credits: Decimal
+    balance: Decimal
+    held: Decimal
+
+
+def _check_amount(amount: Decimal | int | str, *, allow_zero: bool = False) -> Decimal:
+    value = quantize(Decimal(amount))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"amount must be positive, not {amount!r}")
+    return value
+
+
+def _locked_account(user) -> CreditAccount:
+    """The user's account row, created on first use, locked until the transaction ends."""
+    try:
+        return CreditAccount.objects.select_for_update().get(user=user)
+    except CreditAccount.DoesNotExist:
+        # get_or_create retries the read when a concurrent insert wins the unique constraint.
+        CreditAccount.objects.get_or_create(user=user)
+        return CreditAccount.objects.select_for_update().get(user=user)
+
+
+def _is_lapsed(account: CreditAccount, now: datetime) -> bool:
+    return account.use_before is not None and account.use_before <= now
+
+
+def _write(
+    account: CreditAccount,
+    kind: str,
+    amount: Decimal,
+    reference: str,
+    cause: str = "",
+    *,
+    pack: CreditPack | None = None,
+    uncollected: Decimal = Decimal(0),
+) -> LedgerEntry | None:
+    """Insert one entry and move the (locked, unsaved) account's balance with it.
+
+    Returns None when (kind, reference) exists already: the caller answers with the first
+    result. The caller saves the account in the same transaction.
+    """
+    balance_after = account.balance + amount
+    try:
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                account=account,
+                kind=kind,
+                amount=amount,
+                balance_after=balance_after,
+                uncollected=uncollected,
+                reference=reference,
+                cause=cause[:500],
+                pack=pack,
+            )
+    except IntegrityError:
+        return None
+    account.balance = balance_after
+    return entry
+
+
+def _existing(kind: str, reference: str, account: CreditAccount) -> LedgerEntry:
+    entry = LedgerEntry.objects.get(kind=kind, reference=reference)
+    if entry.account_id != account.pk:
+        logger.error(
+            "ledger reference %s:%s belongs to account %s, not %s",
+            kind,
+            reference,
+            entry.account_id,
+            account.pk,
+        )
+    return entry
+
+
+def _expire_if_lapsed(account: CreditAccount, now: datetime) -> LedgerEntry | None:
+    """Lazy expiry: once `useBefore` has passed, the spendable credits go (an expiry entry).
+    Credits held for requests in progress stay until those settle or release."""
+    if not _is_lapsed(account, now) or account.available <= 0:
+        return None
+    entry = _write(
+        account,
+        Kind.EXPIRY,
+        -account.available,
+        f"expiry:{account.pk}:{uuid.uuid4().hex}",
+        f"useBefore {format_time(account.use_before)} passed",
+    )
+    account.save(update_fields=["balance", "updated_at"])
+    return entry
+
+
+def _extend_validity(
+    account: CreditAccount, now: datetime, days: int, pack: CreditPack | None
+) -> None:
+    """`useBefore` moves to the later of its value and now + `days`; a pack becomes current."""
+    until = now + timedelta(days=days)
+    if account.use_before is None or account.use_before < until:
+        account.use_before = until
+    if pack is not None:
+        account.pack = pack
+
+
+def reserve(
+    user, amount: Decimal, reference: str, *, kind: str = Kind.CHARGE, cause: str = ""
+) -> Reservation:
+    """Hold `amount` (> 0) credits for the request identified by `reference` (unique).
+
+    A repeated `reference` returns the first reservation, holding nothing more.
+    Raises CreditsLapsedError (4021) when `useBefore` has passed, InsufficientCreditsError
+    (4020) when fewer than `amount` credits are available; ValueError for amount <= 0 (free
+    calls need no reservation).
+    """
+    amount = _check_amount(amount)
+    if kind != Kind.CHARGE:
+        raise ValueError(f"reservations are settled as charges, not {kind!r}")
+    refusal: InsufficientCreditsError | None = None
+    with transaction.atomic():
+        account = _locked_account(user)
+        now = timezone.now()
+        _expire_if_lapsed(account, now)
+        if _is_lapsed(account, now):
+            refusal = CreditsLapsedError(amount, account.use_before)
+        elif account.available < amount:
+            refusal = InsufficientCreditsError(amount, account.available)
+        if refusal is not None:
+            # A replay of a request that already holds (or held) credits is not a new call.
+            replay = Reservation.objects.filter(reference=reference, account=account).first()
+            if replay is not None:
+                return replay
+        else:
+            try:
+                with transaction.atomic():
+                    reservation = Reservation.objects.create(
+                        account=account,
+                        amount=amount,
+                        kind=kind,
+                        reference=reference,
+                        cause=cause[:500],
+                    )
+            except IntegrityError:
+                reservation = Reservation.objects.get(reference=reference)
+                if reservation.account_id != account.pk:
+                    raise ValueError(
+                        f"reservation reference {reference!r} belongs to another account"
+                    ) from None
+                return reservation
+            account.held += amount
+            account.save(update_fields=["held", "updated_at"])
+            return reservation
+    # Raised after the commit, so a lazy expiry written above is kept.
+    raise refusal
+
+
+def settle(
+    reservation: Reservation, amount: Decimal | None = None, *, cause: str = ""
+) -> LedgerEntry:
+    """Turn a reservation into a charge entry (negative amount) and return it.
+
+    `amount` None charges the held amount; otherwise `amount` (e.g. the upstream charge ×
+    markup) is charged up to the hold, and any excess is recorded as `uncollected` (the
+    reseller's loss). Settling twice returns the first entry. Raises ReservationClosedError
+    if the reservation was released.
+    """
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(pk=reservation.account_id)
+        current = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if current.status == Reservation.Status.SETTLED:
+            return current.entry
+        if current.status == Reservation.Status.RELEASED:
+            raise ReservationClosedError(f"reservation {current.reference} was released")
+        due = current.amount if amount is None else _check_amount(amount, allow_zero=True)
+        charged = min(due, current.amount)
+        uncollected = due - charged
+        account.held -= current.amount
+        causes = "; ".join(part for part in (current.cause, cause) if part)
+        entry = _write(
+            account, current.kind, -charged, current.reference, causes, uncollected=uncollected
+        )
+        if entry is None:
+            raise IntegrityError(f"a {current.kind} entry {current.reference} already exists")
+        account.save(update_fields=["balance", "held", "updated_at"])
+        current.status = Reservation.Status.SETTLED
+        current.entry = entry
+        current.closed_at = timezone.now()
+        current.save(update_fields=["status", "entry", "closed_at"])
+    if uncollected:
+        logger.warning(
+            "charge %s: %s credits due but only %s held; %s uncollected (reseller's loss)",
+            current.reference,
+            due,
+            current.amount,
+            uncollected,
+        )
+    reservation.status, reservation.entry, reservation.closed_at = (
+        current.status,
+        entry,
+        current.closed_at,
+    )
+    return entry
+
+
+def release(reservation: Reservation) -> bool:
+    """Return the held credits of a failed request. True if it was still held; releasing a
+    settled or released reservation changes nothing."""
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(pk=reservation.account_id)
+        current = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if current.status != Reservation.Status.HELD:
+            return False
+        account.held -= current.amount
+        account.save(update_fields=["held", "updated_at"])
+        current.status = Reservation.Status.RELEASED
+        current.closed_at = timezone.now()
+        current.save(update_fields=["status", "closed_at"])
+    reservation.status, reservation.closed_at = current.status, current.closed_at
+    return True
+
+
+def stale_reservations(older_than: timedelta):
+    """Reservations still held after `older_than`: their requests died between reserve and
+    settle (a crash, a killed worker)."""
+    cutoff = timezone.now() - older_than
+    return Reservation.objects.filter(status=Reservation.Status.HELD, created_at__lt=cutoff)
+
+
+def release_stale(older_than: timedelta) -> list[Reservation]:
+    """Release every reservation held for longer than `older_than`; returns those released."""
+    released = []
+    for reservation in stale_reservations(older_than).order_by("created_at"):
+        if release(reservation):
+            released.append(reservation)
+            logger.warning(
+                "released stale reservation %s (%s credits, held since %s)",
+                reservation.reference,
+                reservation.amount,
+                reservation.created_at,
+            )
+    return released
+
+
+def grant(
+    user,
+    amount: Decimal,
+    reference: str,
+    pack: CreditPack | None = None,
+    *,
+    cause: str = "",
+) -> LedgerEntry:
+    """Give `amount` (> 0) free credits (an operator grant, a demo account, a test persona).
+
+    `useBefore` moves to at least now + the pack's validity, or + CUTOUT_GRANT_VALIDITY_DAYS
+    without a pack; a pack becomes the account's current pack. The same `reference` grants
+    once; a repeat returns the first entry.
+    """
+    amount = _check_amount(amount)
+    with transaction.atomic():
+        account = _locked_account(user)
+        now = timezone.now()
+        _expire_if_lapsed(account, now)
+        entry = _write(account, Kind.GRANT, amount, reference, cause, pack=pack)
+        if entry is None:
+            return _existing(Kind.GRANT, reference, account)
+        days = pack.validity_days if pack else settings.CUTOUT_GRANT_VALIDITY_DAYS
+        _extend_validity(account, now, days, pack)
+        account.save()
+    return entry
+
+
+def purchase(
+    user,
+    pack: CreditPack,
+    *,
+    session_id: str,
+    event_id: str,
+    amount_cents: int,
+    currency: str,
+    payment_intent: str = "",
+    credits: Decimal | None = None,
+) -> tuple[Purchase, bool]:
+    """Record a paid Checkout session and add its credits (the pack's, unless `credits` says
+    what the customer was offered). `useBefore` moves to the later of its value and now + the
+    pack's validity. Keyed on the session id: returns (purchase, False) for a session already
+    granted, whichever event announced it.
+    """
+    amount = _check_amount(pack.credits if credits is None else credits)
+    with transaction.atomic():
+        account = _locked_account(user)
+        now = timezone.now()
+        _expire_if_lapsed(account, now)
+        try:
+            with transaction.atomic():
+                record = Purchase.objects.create(
+                    account=account,
+                    pack=pack,
+                    credits=amount,
+                    amount_cents=amount_cents,
+                    currency=currency.lower(),
+                    session_id=session_id,
+                    payment_intent=payment_intent or "",
+                    event_id=event_id,
+                )
+        except IntegrityError:
+            return Purchase.objects.get(session_id=session_id), False
+        entry = _write(
+            account,
+            Kind.PURCHASE,
+            amount,
+            f"checkout:{session_id}",
+            f"stripe {event_id}",
+            pack=pack,
+        )
+        if entry is None:
+            raise IntegrityError(f"a purchase entry for session {session_id} already exists")
+        _extend_validity(account, now, pack.validity_days, pack)
+        account.save()
+    return record, True
+
+
+def refund(
+    record: Purchase, refunded_cents: int, *, reference: str, cause: str = ""
+) -> LedgerEntry | None:
+    """Take back the credits of a (partly) refunded purchase.
+
+    `refunded_cents` is the charge's cumulative refunded amount (Stripe's `amount_refunded`),
+    so repeated or partial refund events each take only what is newly owed. What the customer
+    has already spent cannot be taken (the balance never goes below zero): that part is
+    recorded as the entry's `uncollected` and on the purchase. Returns None when nothing new
+    is owed; a repeated `reference` returns the first entry.
+    """
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(pk=record.account_id)
+        current = Purchase.objects.select_for_update().get(pk=record.pk)
+        _expire_if_lapsed(account, timezone.now())
+        if current.amount_cents <= 0 or refunded_cents >= current.amount_cents:
+            owed_total = current.credits
+        else:
+            owed_total = quantize(current.credits * refunded_cents / current.amount_cents)
+        due = owed_total - current.credits_refunded
+        if due <= 0:
+            return None
+        taken = min(due, max(account.available, Decimal(0)))
+        entry = _write(
+            account,
+            Kind.REFUND,
+            -taken,
+            reference,
+            cause,
+            pack=current.pack,
+            uncollected=due - taken,
+        )
+        if entry is None:
+            return _existing(Kind.REFUND, reference, account)
+        account.save(update_fields=["balance", "updated_at"])
+        current.credits_refunded += due
+        current.credits_unrecovered += due - taken
+        current.save(update_fields=["credits_refunded", "credits_unrecovered"])
+    if due > taken:
+        logger.warning(
+            "refund %s: %s credits owed, %s already spent and not recovered",
+            reference,
+            due,
+            due - taken,
+        )
+    return entry
+
+
+def _account_for_reading(user) -> CreditAccount | None:
+    """The account as it is now; a lapse is applied (under the row lock) before reading."""
+    account = CreditAccount.objects.filter(user=user).select_related("pack").first()
+    if account is None:
+        return None
+    now = timezone.now()
+    if _is_lapsed(account, now) and account.available > 0:
+        with transaction.atomic():
+            account = CreditAccount.objects.select_for_update().get(pk=account.pk)
+            _expire_if_lapsed(account, now)
+    return account
+
+
+def balance(user) -> Decimal:
+    """The ledger balance (the sum of the entries), after any lazy expiry. Includes credits
+    held for requests in progress; `account_summary(user).credits` excludes them."""
+    account = _account_for_reading(user)
+    return account.balance if account else Decimal(0)
+
+
+def account_summary(user) -> AccountSummary:
+    """The account as GET /api/v2/account reports it: `state` is "active" while the pack is
+    valid (`useBefore` in the future) and credits remain, else "dormant"."""
+    account = _account_for_reading(user)
+    if account is None:
+        return AccountSummary("none", "dormant", None, Decimal(0), Decimal(0), Decimal(0))
+    now = timezone.now()
+    credits = max(account.available, Decimal(0))
+    active = not _is_lapsed(account, now) and account.use_before is not None and credits > 0
+    pack = account.pack
+    return AccountSummary(
+        credit_pack=pack.name if pack else "none",
+        state="active" if active else "dormant",
+        use_before=account.use_before,
+        credits=credits,
+        balance=account.balance,
+        held=account.held,
+    )
+
+
+def entries(user):
+    """The user's ledger, newest first."""
+    return LedgerEntry.objects.filter(account__user=user).select_related("pack")
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    account: CreditAccount
+    message: str
+
+
+def check() -> list[LedgerProblem]:
+    """Every account's balance equals the sum of its entries and the last entry's
+    `balance_after`; `held` equals its open reservations. Returns the problems found."""
+    problems = []
+    for account in CreditAccount.objects.select_related("user").order_by("pk").iterator():
+        total = account.entries.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        if quantize(total) != account.balance:
+            problems.append(
+                LedgerProblem(account, f"balance {account.balance} != sum of entries {total}")
+            )
+        last = account.entries.order_by("-id").first()
+        if last is not None and last.balance_after != account.balance:
+            problems.append(
+                LedgerProblem(
+                    account,
+                    f"balance {account.balance} != last entry's balance_after "
+                    f"{last.balance_after} ({last.reference})",
+                )
+            )
+        held = account.reservations.filter(status=Reservation.Status.HELD).aggregate(
+            total=Sum("amount")
+        )["total"] or Decimal(0)
+        if quantize(held) != account.held:
+            problems.append(
+                LedgerProblem(account, f"held {account.held} != open reservations {held}")
+            )
+        if account.balance < 0 or account.held < 0 or account.held > account.balance:
+            problems.append(
+                LedgerProblem(
+                    account, f"balance {account.balance} / held {account.held} out of range"
+                )
+            )
+    return problems
