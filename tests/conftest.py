@@ -4,6 +4,8 @@ from django.core.cache import cache
 from removal import keys
 from webapp.models import User
 
+pytest_plugins = ["tests.support_http"]
+
 PASSWORD = "correct-horse-battery-staple-42"
 
 
