@@ -203,6 +203,9 @@ CUTOUT_LOGIN_FAILURE_LIMIT = env_int("CUTOUT_LOGIN_FAILURE_LIMIT", 10)
 CUTOUT_LOGIN_FAILURE_WINDOW_S = env_int("CUTOUT_LOGIN_FAILURE_WINDOW_S", 600)
 # Failed API authentications allowed per address per minute, then 429.
 CUTOUT_API_AUTH_FAILURE_LIMIT = env_int("CUTOUT_API_AUTH_FAILURE_LIMIT", 30)
+# Per account, shared by every worker through the cache (removal/limits.py); 0 turns one off.
+CUTOUT_RATE_LIMIT_PER_MINUTE = env_int("CUTOUT_RATE_LIMIT_PER_MINUTE", 600)
+CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
