@@ -4,7 +4,12 @@ from django.core.cache import cache
 from removal import keys
 from webapp.models import User
 
-pytest_plugins = ["tests.support_http"]
+pytest_plugins = [
+    "tests.support_browser",
+    "tests.support_http",
+    "tests.support_billing",
+    "tests.support_upstream",
+]
 
 PASSWORD = "correct-horse-battery-staple-42"
 
@@ -33,7 +38,9 @@ def _isolated(settings, tmp_path):
 
 @pytest.fixture
 def alice(db) -> User:
-    return make_user("alice@example.com")
+    from tests.support_billing import give_credits  # a plugin: imported once pytest loaded it
+
+    return give_credits(make_user("alice@example.com"))  # ALICE_CREDITS, through the ledger
 
 
 @pytest.fixture
