@@ -19,7 +19,6 @@ must act on is logged at ERROR as "upstream alert: ...".
 """
 
 import functools
-import json
 import logging
 import math
 import mimetypes
@@ -30,16 +29,31 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 
 import certifi
 import httpx
 from django.conf import settings
 
-from removal.engine.types import Box, RemovalResult
 from removal.errors import RemovalError
+from removal.upstream_answers import (
+    UpstreamAccount,
+    UpstreamResult,
+    error_json,
+    parse_account,
+    parse_result,
+    retry_after,
+    to_removal_result,
+)
+
+__all__ = [
+    "UpstreamAccount",
+    "UpstreamClient",
+    "UpstreamResult",
+    "account",
+    "get_client",
+    "remove_background",
+    "to_removal_result",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,39 +74,7 @@ UPSTREAM_400_CODES: dict[int, int] = {code: code for code in range(1001, 1010)}
 UPSTREAM_REFUSED = 1099
 # An error body past this is not Pixian's error JSON; don't read megabytes of HTML.
 _ERROR_BODY_LIMIT = 64 * 1024
-_MESSAGE_LIMIT = 500
 _NOT_FORWARDED = frozenset({"image", "image.base64", "image.url"})
-_PNG_END = b"IEND\xaeB`\x82"
-
-
-@dataclass(frozen=True)
-class UpstreamResult:
-    """A successful removal: the image and the upstream's headers, parsed.
-
-    Sizes and boxes are in the oriented input's pixels, boxes Pixian-ordered
-    (top, left, width, height); a header the upstream left out reads as zeros (orientation 1).
-    """
-
-    body: bytes
-    content_type: str
-    credits_charged: Decimal
-    credits_calculated: Decimal | None
-    input_size: tuple[int, int]
-    result_size: tuple[int, int]
-    input_foreground: Box
-    result_foreground: Box
-    orientation: int
-    tries: int
-
-
-@dataclass(frozen=True)
-class UpstreamAccount:
-    """The upstream's `GET /api/v2/account`: what is left on the operator's own account."""
-
-    credit_pack: str
-    state: str
-    use_before: datetime | None
-    credits: Decimal
 
 
 @dataclass(frozen=True)
@@ -117,26 +99,6 @@ class _LostAnswerError(Exception):
         super().__init__(reason)
         self.timed_out = timed_out
         self.status = status
-
-
-def plain_credits(amount: Decimal) -> str:
-    """Credits as the wire writes them: the shortest plain decimal (`1`, `0.25`), no exponent."""
-    text = format(amount.normalize(), "f")
-    return "0" if text in {"-0", ""} else text
-
-
-def to_removal_result(result: UpstreamResult) -> RemovalResult:
-    """The engine's result for an upstream one, so the client can sit behind `Remover`."""
-    return RemovalResult(
-        body=result.body,
-        content_type=result.content_type,
-        input_size=result.input_size,
-        result_size=result.result_size,
-        input_foreground=result.input_foreground,
-        result_foreground=result.result_foreground,
-        orientation=result.orientation,
-        upstream_credits=plain_credits(result.credits_charged),
-    )
 
 
 class UpstreamClient:
@@ -227,8 +189,13 @@ class UpstreamClient:
                 timeout=timeout,
             )
 
-        answer, tries = self._call(build, "remove-background")
-        return _result(answer, tries)
+        answer, tries = self._call(build, "remove-background", keyed=bool(idempotency_key))
+        try:
+            return parse_result(answer.headers, answer.body, tries)
+        except ValueError as exc:
+            # Billing mirrors X-Credits-Charged, and the customer must get a whole image.
+            _alert(f"remove-background: a {answer.status} with {exc}; upstream may have charged")
+            raise RemovalError(5020) from None
 
     def account(self) -> UpstreamAccount:
         """The upstream account's pack, state, `useBefore` and remaining credits.
@@ -241,25 +208,15 @@ class UpstreamClient:
 
         answer, _ = self._call(build, "account")
         try:
-            doc = json.loads(answer.body, parse_float=Decimal)
-            credits = Decimal(str(doc["credits"]))
-            use_before = doc.get("useBefore")
-            if not credits.is_finite():
-                raise ValueError(credits)
-            return UpstreamAccount(
-                credit_pack=str(doc.get("creditPack", "none")),
-                state=str(doc.get("state", "")),
-                use_before=_parse_time(use_before) if use_before else None,
-                credits=credits,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
-            _alert("account: the answer is not Pixian's account JSON")
+            return parse_account(answer.body)
+        except ValueError as exc:
+            _alert(f"account: {exc}")
             raise RemovalError(5020) from None
 
     # --- the loop: tries, waits and the deadline ----------------------------------------
 
     def _call(
-        self, build: Callable[[httpx.Timeout], httpx.Request], what: str
+        self, build: Callable[[httpx.Timeout], httpx.Request], what: str, *, keyed: bool = False
     ) -> tuple[_Answer, int]:
         deadline = time.monotonic() + self.deadline_s
         tries = 0
@@ -295,7 +252,7 @@ class UpstreamClient:
                 return answer, tries
             if answer.status == 429:
                 self.strikes += 1
-                given = _retry_after(answer.headers.get("Retry-After"))
+                given = retry_after(answer.headers.get("Retry-After"))
                 wait = given if given is not None else self.backoff_s * self.strikes
                 if self._time_for(wait, deadline):
                     logger.info(
@@ -305,9 +262,19 @@ class UpstreamClient:
                     continue
                 logger.warning("upstream %s: still 429 at the deadline after %d tries", what, tries)
                 raise RemovalError(5030, retry_after=max(1, math.ceil(wait)))
+            if answer.status == 409 and keyed:
+                # A Cutout upstream still runs an earlier try with this Idempotency-Key (one
+                # whose answer we lost); asked again later, it replays that result, uncharged.
+                given = retry_after(answer.headers.get("Retry-After"))
+                wait = given if given is not None else self.error_wait_s
+                if self._time_for(wait, deadline):
+                    logger.info("upstream %s: 409, key in progress; waiting %.2f s", what, wait)
+                    self._sleep(wait)
+                    continue
+                raise RemovalError(5040)
             if answer.status in _RETRY_STATUSES:
                 error_tries += 1
-                given = _retry_after(answer.headers.get("Retry-After"))
+                given = retry_after(answer.headers.get("Retry-After"))
                 wait = given if given is not None else self.error_wait_s * error_tries
                 if error_tries < self.max_tries and self._time_for(wait, deadline):
                     logger.info(
@@ -393,7 +360,7 @@ def _alert(text: str) -> None:
 
 def _failure(answer: _Answer, what: str, tries: int) -> RemovalError:
     """The customer's error for an upstream answer that is not a success and is not retried."""
-    error = _error_json(answer.body)
+    error = error_json(answer.body)
     detail = f"{answer.status} {error}" if error else f"{answer.status} (no error JSON)"
     if answer.status in _ACCOUNT_STATUSES:
         _alert(f"{what}: the upstream refused Cutout's own account: {detail}")
@@ -412,113 +379,6 @@ def _failure(answer: _Answer, what: str, tries: int) -> RemovalError:
     # 404, 405, 415 ...: Cutout sent something this upstream does not serve.
     _alert(f"{what}: the upstream does not take Cutout's request: {detail}")
     return RemovalError(5020)
-
-
-def _error_json(body: bytes) -> tuple[int, str] | None:
-    """(code, message) from Pixian's error JSON, or None when the body is something else."""
-    try:
-        error = json.loads(body)["error"]
-        code = int(error["code"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    message = error.get("message")
-    message = message.strip()[:_MESSAGE_LIMIT] if isinstance(message, str) else ""
-    return code, message
-
-
-# --- a success's headers --------------------------------------------------------------------
-
-
-def _result(answer: _Answer, tries: int) -> UpstreamResult:
-    headers = answer.headers
-    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-    charged = _credits(headers.get("X-Credits-Charged"))
-    problem = None
-    if content_type not in {"image/png", "image/jpeg"}:
-        problem = f"content type {content_type or 'missing'!r}"
-    elif not _complete(answer.body, content_type):
-        problem = f"an incomplete {content_type} of {len(answer.body)} bytes"
-    elif charged is None:
-        problem = f"X-Credits-Charged is {headers.get('X-Credits-Charged')!r}"
-    if problem:
-        # Billing mirrors X-Credits-Charged, and the customer must get a whole image.
-        _alert(f"remove-background: a 200 with {problem}; upstream may have charged")
-        raise RemovalError(5020)
-    assert charged is not None
-    return UpstreamResult(
-        body=answer.body,
-        content_type=content_type,
-        credits_charged=charged,
-        credits_calculated=_credits(headers.get("X-Credits-Calculated")),
-        input_size=_size(headers.get("X-Input-Size")),
-        result_size=_size(headers.get("X-Result-Size")),
-        input_foreground=_box(headers.get("X-Input-Foreground")),
-        result_foreground=_box(headers.get("X-Result-Foreground")),
-        orientation=_orientation(headers.get("X-Input-Orientation")),
-        tries=tries,
-    )
-
-
-def _complete(body: bytes, content_type: str) -> bool:
-    # Without Content-Length a cut connection looks like a short body; images have end marks.
-    if content_type == "image/png":
-        return body.startswith(b"\x89PNG\r\n\x1a\n") and body.endswith(_PNG_END)
-    return body.startswith(b"\xff\xd8") and b"\xff\xd9" in body[-64:]
-
-
-def _credits(value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value.strip())
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
-def _ints(value: str | None, count: int) -> list[int] | None:
-    try:
-        numbers = [int(part) for part in (value or "").split()]
-    except ValueError:
-        return None
-    return numbers if len(numbers) == count and min(numbers) >= 0 else None
-
-
-def _size(value: str | None) -> tuple[int, int]:
-    numbers = _ints(value, 2)
-    return (numbers[0], numbers[1]) if numbers else (0, 0)
-
-
-def _box(value: str | None) -> Box:
-    numbers = _ints(value, 4)
-    return Box(*numbers) if numbers else Box()
-
-
-def _orientation(value: str | None) -> int:
-    numbers = _ints(value, 1)
-    return numbers[0] if numbers and 1 <= numbers[0] <= 8 else 1
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or an HTTP date), or None when absent or bad."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _parse_time(value: str) -> datetime:
-    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # --- one client per process, from the settings --------------------------------------------

@@ -130,6 +130,27 @@ def test_the_idempotency_key_goes_with_every_try(fake_pixian):
     assert [seen.headers["idempotency-key"] for seen in fake_pixian.seen] == ["req-42"] * 2
 
 
+def test_a_409_for_a_key_still_in_progress_is_asked_again_until_it_replays(fake_pixian):
+    busy = error(409, 4090, "A request with this Idempotency-Key is still in progress.")
+    busy.headers["Retry-After"] = "0"
+    fake_pixian.reply(busy, busy, busy, success())
+    waits = Waits()
+
+    result = fake_pixian.client(sleep=waits).remove_background(IMAGE, "a", {}, idempotency_key="k")
+
+    assert result.tries == 4 and waits == [0.0, 0.0, 0.0]
+
+
+def test_a_409_without_a_key_is_5020_and_an_alert(fake_pixian, caplog):
+    fake_pixian.reply(error(409, 4090, "Conflict."), success())
+
+    with pytest.raises(RemovalError) as caught:
+        fake_pixian.client().remove_background(IMAGE, "a.png", {})
+
+    assert caught.value.code == 5020 and fake_pixian.tries == 1
+    assert len(alerts(caplog)) == 1
+
+
 def test_the_image_never_travels_in_params(fake_pixian):
     with pytest.raises(ValueError, match=r"image\.url"):
         fake_pixian.client().remove_background(IMAGE, "a.png", {"image.url": "http://x/"})
