@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support_http",
     "tests.support_billing",
     "tests.support_upstream",
+    "tests.support_engine",
 ]
 
 PASSWORD = "correct-horse-battery-staple-42"

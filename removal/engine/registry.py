@@ -12,6 +12,14 @@ from pathlib import Path
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# Named preprocessing for custom models: (mean, std, divide_by_max). Pixels are first scaled
+# to [0, 1] (by 255, or by the resized image's maximum for `u2net`).
+NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], bool]] = {
+    "u2net": (IMAGENET_MEAN, IMAGENET_STD, True),
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD, False),
+    "half": ((0.5, 0.5, 0.5), (1.0, 1.0, 1.0), False),  # ISNet (DIS) style
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:

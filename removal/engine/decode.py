@@ -1,0 +1,229 @@
+"""Bytes in, an oriented 8-bit RGB array (and the input's own alpha, if any) out.
+
+`probe()` reads only the header: format, size, orientation, and refuses what the engine will
+not decode (empty, unreadable, unsupported, more than 32 MP) before any pixel is touched.
+`decode()` then decodes the first frame, converts CMYK, palette, 16-bit, grey and float modes
+to 8-bit RGB, keeps any alpha channel separately, and applies the EXIF orientation.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pillow_heif
+from PIL import Image, UnidentifiedImageError
+
+from removal.errors import RemovalError
+
+pillow_heif.register_heif_opener()
+# Pillow warns above ~89 MP and refuses above ~179 MP; we refuse at 32 MP from the header anyway.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+MAX_INPUT_PIXELS = 32_000_000
+# Pillow format names we accept (MPO: the multi-picture JPEG many phones write).
+ACCEPTED_FORMATS = {"BMP", "DIB", "GIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIF"}
+# Known image containers we do not read: an unsupported format rather than a broken file.
+_OTHER_MAGIC = (
+    (b"%PDF", "PDF"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "SVG"),
+    (b"8BPS", "PSD"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"qoif", "QOI"),
+)
+_ORIENTATION_TAG = 0x0112
+# Orientation -> the Pillow transpose that undoes it.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int  # as stored, before orientation
+    height: int
+    orientation: int  # EXIF tag, 1-8 (1 when absent or invalid)
+    mode: str
+    frames: int = 1
+
+    @property
+    def oriented_size(self) -> tuple[int, int]:
+        if self.orientation >= 5:
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass
+class Decoded:
+    info: ImageInfo
+    rgb: np.ndarray  # oriented, HxWx3 uint8, C-contiguous
+    alpha: np.ndarray | None  # oriented HxW uint8, None when the input is fully opaque
+
+
+def _unsupported_or_unreadable(data: bytes) -> RemovalError:
+    head = data[:16].lstrip()
+    for magic, name in _OTHER_MAGIC:
+        if head.startswith(magic):
+            return RemovalError(
+                1007,
+                f"Unsupported image format ({name}): use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC.",
+            )
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return RemovalError(
+            1007, "Unsupported image format (AVIF): use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."
+        )
+    return RemovalError(1006, "Failed to read the supplied image: it is not an image file.")
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not fail the image
+        return 1
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
+    if not data:
+        raise RemovalError(1005)
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise RemovalError(1008) from None
+    except UnidentifiedImageError:
+        raise _unsupported_or_unreadable(data) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise RemovalError(1006, f"Failed to read the supplied image: {exc}") from None
+    fmt = (im.format or "").upper()
+    if fmt not in ACCEPTED_FORMATS:
+        raise RemovalError(
+            1007, f"Unsupported image format ({fmt}): use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."
+        )
+    width, height = im.size
+    if width < 1 or height < 1:
+        raise RemovalError(1009)
+    if width * height > MAX_INPUT_PIXELS:
+        raise RemovalError(
+            1008,
+            f"The image has {width} x {height} = {width * height:,} pixels; "
+            f"at most {MAX_INPUT_PIXELS:,} are accepted.",
+        )
+    info = ImageInfo(
+        format="HEIC" if fmt == "HEIF" else ("JPEG" if fmt == "MPO" else fmt),
+        width=width,
+        height=height,
+        orientation=_orientation(im),
+        mode=im.mode,
+        frames=getattr(im, "n_frames", 1),
+    )
+    return im, info
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Header-only check: raises RemovalError (1005-1009) for what `decode` would refuse."""
+    im, info = _open(data)
+    im.close()
+    return info
+
+
+def _to_8bit(arr: np.ndarray) -> np.ndarray:
+    """Scale a 16-bit, 32-bit integer or float plane to uint8 by its nominal range."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        peak = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 255.0
+        return (np.clip(np.nan_to_num(arr), 0, peak) * (255.0 / peak) + 0.5).astype(np.uint8)
+    peak = int(arr.max(initial=0))
+    shift = 8 if peak > 255 else 0
+    if peak > 65535:  # 32-bit integer data: use its own range
+        shift = max(0, int(peak).bit_length() - 8)
+    return (arr >> shift).astype(np.uint8) if shift else arr.astype(np.uint8)
+
+
+def _convert(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The loaded frame as (RGB uint8, alpha uint8 or None)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        grey = _to_8bit(np.asarray(im))
+        return np.repeat(grey[:, :, None], 3, axis=2), None
+    if mode == "P":
+        has_alpha = "transparency" in im.info or im.palette.mode == "RGBA"
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        mode = im.mode
+    elif mode in ("L", "1", "CMYK", "YCbCr", "LAB", "HSV", "I;16S"):
+        im = im.convert("RGB")
+        mode = "RGB"
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    elif mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in mode else "RGB")
+        mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im), None
+    rgba = np.asarray(im)
+    alpha = rgba[:, :, 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgba[:, :, :3]), None
+    return np.ascontiguousarray(rgba[:, :, :3]), np.ascontiguousarray(alpha)
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    if orientation == 1:
+        return arr
+    if orientation == 2:
+        out = arr[:, ::-1]
+    elif orientation == 3:
+        out = arr[::-1, ::-1]
+    elif orientation == 4:
+        out = arr[::-1]
+    elif orientation == 5:
+        out = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        out = arr[::-1].swapaxes(0, 1)
+    elif orientation == 7:
+        out = arr[::-1, ::-1].swapaxes(0, 1)
+    else:  # 8
+        out = arr[:, ::-1].swapaxes(0, 1)
+    return np.ascontiguousarray(out)
+
+
+def decode(data: bytes) -> Decoded:
+    """Decode the first frame to oriented RGB (+ alpha). Raises RemovalError on bad input."""
+    im, info = _open(data)
+    try:
+        if info.frames > 1:
+            im.seek(0)
+        try:
+            im.load()
+            rgb, alpha = _convert(im)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise RemovalError(1006, f"Failed to read the supplied image: {exc}") from None
+        except MemoryError:
+            raise RemovalError(1008) from None
+    finally:
+        im.close()
+    if not rgb.flags.c_contiguous:
+        rgb = np.ascontiguousarray(rgb)
+    rgb = _orient(rgb, info.orientation)
+    if alpha is not None:
+        alpha = _orient(alpha, info.orientation)
+    return Decoded(info=info, rgb=rgb, alpha=alpha)
