@@ -25,6 +25,7 @@ ERRORS: dict[int, ErrorSpec] = {
     1008: ErrorSpec(400, "The image has more than 32,000,000 pixels."),
     1009: ErrorSpec(400, "The image is too small to process."),
     1010: ErrorSpec(400, "The request body could not be parsed."),
+    1011: ErrorSpec(400, "Idempotency-Key must be 1 to 255 printable ASCII characters."),
     # Reseller mode: the upstream refused the request for a cause with no code of ours; the
     # upstream's own message replaces this one (removal/upstream.py).
     1099: ErrorSpec(400, "The upstream service refused the request."),
@@ -53,6 +54,7 @@ ERRORS: dict[int, ErrorSpec] = {
     4030: ErrorSpec(403, "You may not do this."),
     4040: ErrorSpec(404, "Not found."),
     4050: ErrorSpec(405, "Method not allowed."),
+    4090: ErrorSpec(409, "A request with this Idempotency-Key is still in progress; retry later."),
     4150: ErrorSpec(415, "Unsupported content type."),
     4290: ErrorSpec(429, "Rate or concurrency limit reached; retry later."),
     5000: ErrorSpec(500, "Internal error."),

@@ -25,3 +25,39 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class IdempotentRequest(models.Model):
+    """One `Idempotency-Key` a user sent to one endpoint, and the answer it got.
+
+    The unique constraint is what makes concurrent duplicates safe: only the request whose
+    insert wins does the work (and is charged); the others replay its answer or are told it
+    is still in progress. See removal/idempotency.py.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotent_requests"
+    )
+    endpoint = models.CharField(max_length=40)
+    key = models.CharField(max_length=255)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    # The response's own headers (X-Credits-Charged, sizes, ...), replayed as they were.
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "endpoint", "key"], name="removal_idempotency_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key} ({self.state})"

@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from webapp import views
+from removal.api import errors as api_errors
+from removal.api import schema  # noqa: F401  (registers the OpenAPI descriptions)
+from webapp import health, views
 from webapp.forms import ThrottledLoginForm
 
 urlpatterns = [
@@ -17,6 +20,18 @@ urlpatterns = [
     path("account/keys/", views.api_keys, name="api_keys"),
     path("account/keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("", include("removal.urls")),
     path("", include("billing.urls")),
+    # Last: any other path under /api/ is the API's JSON 404, with DEBUG on or off.
+    re_path(r"^api/", api_errors.api_not_found),
 ]
+
+# Under /api/ every error is the API's error JSON, never an HTML page.
+handler400 = "removal.api.errors.bad_request"
+handler403 = "removal.api.errors.permission_denied"
+handler404 = "removal.api.errors.page_not_found"
+handler500 = "removal.api.errors.server_error"

@@ -7,8 +7,11 @@ Each wire format has its own renderer below; add remove.bg's and Baidu's beside 
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from removal.errors import RemovalError
@@ -73,4 +76,74 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         error = RemovalError(
             5000, f"Internal error; quote request id {request_id} when reporting it."
         )
-    return render(error, error_format, request_id)
+    response = render(error, error_format, request_id)
+    if isinstance(exc, drf.MethodNotAllowed) and view is not None:
+        response["Allow"] = ", ".join(view.allowed_methods)
+    return response
+
+
+# Paths that belong to an API, with the wire format their errors take when no view of the
+# API answered (no URL matched, or a failure outside the view). Add remove.bg's and Baidu's.
+API_PATH_FORMATS: list[tuple[str, str]] = [("/api/", "pixian")]
+
+
+def _api_format(request) -> str | None:
+    path = request.path_info or ""
+    return next((fmt for prefix, fmt in API_PATH_FORMATS if path.startswith(prefix)), None)
+
+
+def plain_error_response(error: RemovalError, error_format: str, request_id: str) -> HttpResponse:
+    """The same error as `render`, for code outside DRF (Django's error handlers)."""
+    drf_response = render(error, error_format, request_id)
+    response = HttpResponse(
+        JSONRenderer().render(drf_response.data),
+        status=drf_response.status_code,
+        content_type="application/json",
+    )
+    for name, value in drf_response.items():
+        if name.lower() != "content-type":
+            response[name] = value
+    return response
+
+
+def bad_request(request, exception):
+    fmt = _api_format(request)
+    if fmt is None:
+        return defaults.bad_request(request, exception)
+    return plain_error_response(RemovalError(1010), fmt, getattr(request, "request_id", ""))
+
+
+def permission_denied(request, exception):
+    fmt = _api_format(request)
+    if fmt is None:
+        return defaults.permission_denied(request, exception)
+    return plain_error_response(RemovalError(4030), fmt, getattr(request, "request_id", ""))
+
+
+def page_not_found(request, exception):
+    fmt = _api_format(request)
+    if fmt is None:
+        return defaults.page_not_found(request, exception)
+    message = f"Not found: no API endpoint at {request.path_info[:200]}."
+    return plain_error_response(
+        RemovalError(4040, message), fmt, getattr(request, "request_id", "")
+    )
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """The last URL pattern under an API prefix, so unknown API paths answer JSON even with
+    DEBUG on (Django's handler404 only runs with DEBUG off)."""
+    return page_not_found(request, None)
+
+
+def server_error(request):
+    """Django's handler500: it has logged the exception already (logger django.request); the
+    line below ties that to the request id the client sees."""
+    fmt = _api_format(request)
+    if fmt is None:
+        return defaults.server_error(request)
+    request_id = getattr(request, "request_id", "")
+    logger.error("unexpected error outside the API views, request %s", request_id)
+    error = RemovalError(5000, f"Internal error; quote request id {request_id} when reporting it.")
+    return plain_error_response(error, fmt, request_id)
