@@ -286,7 +286,7 @@ def fake_pixian() -> Iterator[FakePixian]:
     server.daemon_threads = True
     fake = FakePixian(f"http://127.0.0.1:{server.server_address[1]}", threading.Event())
     server.RequestHandlerClass = _handler(fake)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield fake
     fake.stop.set()
