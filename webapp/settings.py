@@ -217,6 +217,25 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# The OpenAPI document at /api/schema/ (described in removal/api/schema.py) and its docs page
+# at /api/docs/, whose JavaScript and CSS come from drf-spectacular-sidecar, never a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Cutout API",
+    "DESCRIPTION": "Background removal, wire-compatible with Pixian.AI's API v2. Errors are "
+    '`{"error": {"status", "code", "message"}}` with the codes of the README.',
+    "VERSION": "2",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["removal.api.schema.public_endpoints"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "removal.api.schema.canonical_paths",
+    ],
+}
 
 LOGGING = {
     "version": 1,
