@@ -81,3 +81,42 @@ def test_render_reuses_one_analysis(engine, chelsea_jpeg, fmt):
     result = engine.render(cutout, RemovalOptions(output_format=fmt))
     assert _open(result.body).size == (451, 300)
     assert result.input_foreground == engine.render(cutout, RemovalOptions()).input_foreground
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
+
+
+def test_result_alpha_never_exceeds_the_inputs_alpha(engine):
+    body = (DATA / "alpha.png").read_bytes()
+    source_alpha = np.asarray(Image.open(DATA / "alpha.png"))[:, :, 3]
+    for fmt in ("png", "mask"):
+        result = engine.remove(body, RemovalOptions(output_format=fmt))
+        alpha = np.asarray(_open(result.body))
+        alpha = alpha[:, :, 3] if alpha.ndim == 3 else alpha
+        assert (alpha <= source_alpha).all()
+        assert (alpha[source_alpha == 0] == 0).all()
+
+
+def test_oriented_input_reports_orientation_and_oriented_sizes(engine):
+    result = engine.remove((DATA / "orientation_6.jpg").read_bytes(), RemovalOptions())
+    assert result.orientation == 6
+    assert result.input_size == (60, 40) and result.result_size == (60, 40)
+    assert _open(result.body).size == (60, 40)
+    delta = engine.remove(
+        (DATA / "orientation_6.jpg").read_bytes(), RemovalOptions(output_format="delta_png")
+    )
+    assert _open(delta.body).size == (60, 40)
+
+
+@pytest.mark.parametrize("name", ["tiny_2x2.png", "strip_2x40.png", "palette_transparency.png"])
+def test_odd_inputs_are_processed(engine, name):
+    for fmt in ("png", "jpeg", "delta_png", "mask"):
+        result = engine.remove((DATA / name).read_bytes(), RemovalOptions(output_format=fmt))
+        assert _open(result.body).size == result.result_size
+
+
+def test_max_pixels_bounds_the_processing_size(engine, chelsea_jpeg):
+    result = engine.remove(chelsea_jpeg, RemovalOptions(max_pixels=100))
+    width, height = result.result_size
+    assert width * height <= 100 and width > height
+    assert result.input_size == (451, 300)

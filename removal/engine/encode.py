@@ -56,11 +56,16 @@ def png(pixels: np.ndarray, params: list[int] | None = None) -> bytes:
     raise EncodeError(f"PNG needs 1, 3 or 4 channels, not {pixels.shape}")
 
 
+def _above(alpha: np.ndarray, level: int) -> np.ndarray:
+    """A uint8 mask, 255 where alpha > level."""
+    return cv2.threshold(alpha, level, 255, cv2.THRESH_BINARY)[1]
+
+
 def png_rgba(rgb: np.ndarray, alpha: np.ndarray, params: list[int] | None = None) -> bytes:
     """A cut-out as RGBA PNG. Fully transparent pixels are written as 0,0,0,0 (as rembg does):
     their colour is invisible and zeros compress far better."""
     bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
-    visible = cv2.compare(alpha, 0, cv2.CMP_GT)
+    visible = _above(alpha, 0)
     bgra = cv2.bitwise_and(bgra, bgra, mask=visible)
     cv2.mixChannels([alpha], [bgra], [0, 3])
     return _imencode_png(bgra, params)
@@ -85,7 +90,9 @@ def delta_bgra(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     Background (alpha 0) -> 0x00000000, opaque foreground (alpha 255) -> 0x00FFFFFF (transparent
     white), partially transparent pixels -> their colour and alpha.
     """
-    partial = cv2.inRange(alpha, 1, 254)  # 255 where 0 < alpha < 255
+    # 255 where 0 < alpha < 255 (threshold, not compare/inRange: those take a 1x1 array for
+    # a scalar)
+    partial = cv2.bitwise_xor(_above(alpha, 0), _above(alpha, 254))
     bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
     bgra = cv2.bitwise_and(bgra, bgra, mask=partial)
     bgra[alpha == 255] = (255, 255, 255, 0)

@@ -1,0 +1,174 @@
+"""Decoding: every accepted container and colour model, EXIF orientation, and refusals of bad
+input with their codes, all checked before pixels are decoded where the header suffices."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from removal.engine import decode
+from removal.errors import RemovalError
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def read(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def upright() -> np.ndarray:
+    return np.asarray(Image.open(DATA / "upright.png").convert("RGB")).astype(np.int16)
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+@pytest.mark.parametrize("tag", range(1, 9))
+def test_exif_orientation_is_applied_and_reported(tag):
+    decoded = decode.decode(read(f"orientation_{tag}.jpg"))
+    assert decoded.info.orientation == tag
+    assert decoded.rgb.shape == (40, 60, 3)
+    assert decoded.info.oriented_size == (60, 40)
+    assert mean_abs_diff(decoded.rgb, upright()) < 4  # JPEG noise only
+    # ...and not merely similar: the image flipped left-right is far off.
+    assert mean_abs_diff(decoded.rgb[:, ::-1], upright()) > 10
+
+
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("photo.bmp", "BMP"),
+        ("photo.webp", "WEBP"),
+        ("photo.heic", "HEIC"),
+        ("multipage.tif", "TIFF"),
+        ("upright.png", "PNG"),
+        ("orientation_1.jpg", "JPEG"),
+    ],
+)
+def test_each_accepted_container_decodes_to_the_photo(name, fmt):
+    decoded = decode.decode(read(name))
+    assert decoded.info.format == fmt
+    assert decoded.rgb.dtype == np.uint8 and decoded.rgb.shape == (40, 60, 3)
+    assert decoded.rgb.flags.c_contiguous
+    assert mean_abs_diff(decoded.rgb, upright()) < 6  # the first page, not the red one
+    assert decoded.alpha is None
+
+
+def test_animated_gif_uses_the_first_frame():
+    decoded = decode.decode(read("animated.gif"))
+    assert decoded.info.frames == 2
+    assert mean_abs_diff(decoded.rgb, upright()) < 20  # 16-colour palette, not solid red
+    assert not (decoded.rgb[:, :, 0] > 200).all()
+
+
+@pytest.mark.parametrize("name", ["grey.png", "grey.jpg", "grey16.png"])
+def test_grey_inputs_become_grey_rgb(name):
+    decoded = decode.decode(read(name))
+    rgb = decoded.rgb
+    assert rgb.shape == (40, 60, 3) and rgb.dtype == np.uint8
+    assert np.array_equal(rgb[:, :, 0], rgb[:, :, 2])
+    grey = np.asarray(Image.open(DATA / "upright.png").convert("L"))
+    assert mean_abs_diff(rgb[:, :, 0], grey) < 3
+
+
+def test_16_bit_colour_png_is_scaled_not_clipped():
+    decoded = decode.decode(read("rgb16.png"))
+    assert mean_abs_diff(decoded.rgb, upright()) < 1.5
+
+
+def test_cmyk_jpeg_is_converted_to_rgb():
+    decoded = decode.decode(read("cmyk.jpg"))
+    assert decoded.rgb.shape == (40, 60, 3)
+    assert mean_abs_diff(decoded.rgb, upright()) < 8
+
+
+def test_bilevel_png_decodes():
+    decoded = decode.decode(read("bilevel.png"))
+    assert set(np.unique(decoded.rgb)) <= {0, 255}
+
+
+@pytest.mark.parametrize("name", ["alpha.png", "alpha.webp", "grey_alpha.png"])
+def test_existing_alpha_is_kept_separately(name):
+    decoded = decode.decode(read(name))
+    src = np.asarray(Image.open(DATA / "alpha.png"))[:, :, 3]
+    assert decoded.alpha is not None
+    assert np.array_equal(decoded.alpha, src)
+
+
+def test_palette_transparency_becomes_alpha():
+    decoded = decode.decode(read("palette_transparency.png"))
+    palette = Image.open(DATA / "palette_transparency.png")
+    transparent = np.asarray(palette) == palette.info["transparency"]
+    assert transparent.any()
+    assert decoded.alpha is not None
+    assert (decoded.alpha[transparent] == 0).all() and (decoded.alpha[~transparent] == 255).all()
+
+
+@pytest.mark.parametrize("name, size", [("tiny_2x2.png", (2, 2)), ("strip_2x40.png", (2, 40))])
+def test_small_images_decode(name, size):
+    decoded = decode.decode(read(name))
+    assert decoded.info.oriented_size == size
+    assert decoded.rgb.shape == (size[1], size[0], 3)
+
+
+@pytest.mark.parametrize("name", ["tiny_1x1.png", "strip_1x40.png"])
+def test_one_pixel_wide_images_are_refused_as_too_small(name):
+    with pytest.raises(RemovalError) as info:
+        decode.probe(read(name))
+    assert info.value.code == 1009
+
+
+@pytest.mark.parametrize(
+    "name, code",
+    [
+        ("truncated.jpg", 1006),
+        ("truncated.png", 1006),
+        ("not_an_image.jpg", 1006),
+        ("document.pdf", 1007),
+    ],
+)
+def test_unreadable_files_are_refused_with_their_code(name, code):
+    with pytest.raises(RemovalError) as info:
+        decode.decode(read(name))
+    assert info.value.code == code
+    assert info.value.status == 400
+
+
+def test_empty_bytes_are_refused():
+    with pytest.raises(RemovalError) as info:
+        decode.probe(b"")
+    assert info.value.code == 1005
+
+
+def test_wrong_magic_in_a_known_container_is_refused():
+    body = bytearray(read("upright.png"))
+    body[1:4] = b"JPG"
+    with pytest.raises(RemovalError) as info:
+        decode.decode(bytes(body))
+    assert info.value.code == 1006
+
+
+@pytest.mark.parametrize(
+    "name", ["bomb_40000x40000.png", "over_cap_6000x6000.png", "jpeg_50mp_header.jpg"]
+)
+def test_oversized_images_are_refused_from_the_header(name):
+    # These files only *declare* their size; decoding them would fail with 1006 (or eat
+    # gigabytes), so 1008 proves the refusal happened before any pixel was decoded.
+    started = time.perf_counter()
+    with pytest.raises(RemovalError) as probed:
+        decode.probe(read(name))
+    with pytest.raises(RemovalError) as decoded:
+        decode.decode(read(name))
+    assert probed.value.code == decoded.value.code == 1008
+    assert "32,000,000" in decoded.value.message
+    assert time.perf_counter() - started < 2
+
+
+def test_probe_reads_size_and_orientation_without_decoding():
+    info = decode.probe(read("orientation_6.jpg"))
+    assert (info.width, info.height) == (40, 60)  # as stored
+    assert info.oriented_size == (60, 40)
+    assert info.orientation == 6 and info.format == "JPEG"
