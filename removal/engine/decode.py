@@ -21,6 +21,8 @@ pillow_heif.register_heif_opener()
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 MAX_INPUT_PIXELS = 32_000_000
+# A 1-pixel-wide image breaks the edge refinement (and has no subject to find).
+MIN_SIDE = 2
 # Pillow format names we accept (MPO: the multi-picture JPEG many phones write).
 ACCEPTED_FORMATS = {"BMP", "DIB", "GIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIF"}
 # Known image containers we do not read: an unsupported format rather than a broken file.
@@ -118,8 +120,11 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
             1007, f"Unsupported image format ({fmt}): use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."
         )
     width, height = im.size
-    if width < 1 or height < 1:
-        raise RemovalError(1009)
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise RemovalError(
+            1009,
+            f"The image is {width} x {height} pixels; both sides must be at least {MIN_SIDE}.",
+        )
     if width * height > MAX_INPUT_PIXELS:
         raise RemovalError(
             1008,
