@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterable
 
 import httpcore
 import httpx
+from django.conf import settings
 
 from removal.errors import RemovalError
 
-MAX_BYTES = 20 * 1024 * 1024
-TIMEOUT_S = 20.0
 MAX_REDIRECTS = 3
 USER_AGENT = "Cutout image.url fetcher"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -314,8 +313,8 @@ def fetch_image_url(
     url: str,
     *,
     allow_loopback: bool,
-    max_bytes: int = MAX_BYTES,
-    timeout_s: float = TIMEOUT_S,
+    max_bytes: int | None = None,
+    timeout_s: float | None = None,
     max_redirects: int = MAX_REDIRECTS,
     resolver: Resolver = resolve_host,
 ) -> bytes:
@@ -324,7 +323,12 @@ def fetch_image_url(
     `timeout_s` bounds the whole call: DNS, connects, TLS, redirects and the body. Raises
     `RemovalError` 3001-3005 for the URL rules, 1005/1006/1007 when the bytes are not an image
     we read. `allow_loopback` (tests only) lets 127.0.0.0/8 and ::1 through, nothing else.
+    `max_bytes` and `timeout_s` default to CUTOUT_URL_MAX_MB and CUTOUT_URL_TIMEOUT_S.
     """
+    if max_bytes is None:
+        max_bytes = settings.CUTOUT_URL_MAX_MB * 1024 * 1024
+    if timeout_s is None:
+        timeout_s = settings.CUTOUT_URL_TIMEOUT_S
     deadline = _Deadline(timeout_s)
     backend = _PinnedBackend(resolver, allow_loopback, deadline)
     current = _checked_url(url)

@@ -33,6 +33,8 @@ class ImageHost:
     stop: threading.Event
     hits: list[str] = field(default_factory=list)
     png: bytes = b""
+    # Extra routes a test adds: path -> (body, content type).
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -75,7 +77,9 @@ def _handler(host: ImageHost) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             path = parts.path
-            if path == "/image.png":
+            if path in host.files:
+                self._send(200, *host.files[path])
+            elif path == "/image.png":
                 self._send(200, host.png, "image/png")
             elif path == "/page.html":
                 self._send(200, b"<!doctype html><title>Not an image</title>", "text/html")
