@@ -40,6 +40,10 @@ ERRORS: dict[int, ErrorSpec] = {
     2007: ErrorSpec(400, "result.vertical_alignment must be top, middle or bottom."),
     2008: ErrorSpec(400, "output.format must be auto, png, jpeg or delta_png."),
     2009: ErrorSpec(400, "output.jpeg_quality must be an integer from 1 to 100."),
+    # Values that are wrong only for this image, raised by the engine (removal/engine/).
+    2090: ErrorSpec(400, "A region (roi / control box) lies outside the image."),
+    2091: ErrorSpec(400, "A region (roi / control box) is empty."),
+    2092: ErrorSpec(400, "Failed to read the background image."),
     3001: ErrorSpec(400, "image.url: only http and https URLs are allowed."),
     3002: ErrorSpec(
         400, "image.url: the host resolves to a private, loopback or reserved address."
