@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import decode, refine, registry, render, segment
+from . import decode, refine, regions, registry, render, segment
 from .types import Cutout, RemovalOptions, RemovalResult
 
 
@@ -83,7 +83,7 @@ class LocalRemover:
             rgb, input_alpha = full_rgb, full_alpha
         t2 = time.perf_counter()
         timings["scale"] = t2 - t1
-        alpha = self.segment(rgb, input_alpha, options, timings)
+        alpha = self.segment(rgb, input_alpha, options, timings, full_size=(full_w, full_h))
         return Cutout(
             rgb=rgb,
             alpha=alpha,
@@ -99,21 +99,33 @@ class LocalRemover:
         input_alpha: np.ndarray | None,
         options: RemovalOptions,
         timings: dict[str, float] | None = None,
+        full_size: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """uint8 alpha at `rgb`'s size, never above the input's own alpha."""
+        """uint8 alpha at `rgb`'s size, never above the input's own alpha. With
+        `options.regions` (in the pixels of `full_size`, the input before scaling) only the
+        regions can be foreground, each segmented on its own crop (regions.py)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
-        tensor = self.segmenter.preprocess(rgb, input_alpha)
-        t1 = time.perf_counter()
-        prob_lowres = self.segmenter.run(tensor)
-        t2 = time.perf_counter()
-        prob = refine.upsample(prob_lowres, rgb)
+        if options.regions:
+            size = full_size or (rgb.shape[1], rgb.shape[0])
+            prob = regions.segment(rgb, input_alpha, options.regions, size, self._predict_map)
+            t1 = t2 = time.perf_counter()
+        else:
+            tensor = self.segmenter.preprocess(rgb, input_alpha)
+            t1 = time.perf_counter()
+            prob_lowres = self.segmenter.run(tensor)
+            t2 = time.perf_counter()
+            prob = refine.upsample(prob_lowres, rgb)
         alpha = segment.to_alpha(prob, raw=options.raw)
         if input_alpha is not None:
             cv2.min(alpha, input_alpha, dst=alpha)
         t3 = time.perf_counter()
         timings.update(preprocess=t1 - t0, inference=t2 - t1, upsample=t3 - t2)
         return alpha
+
+    def _predict_map(self, rgb: np.ndarray, input_alpha: np.ndarray | None) -> np.ndarray:
+        """The model's map for one crop, at the crop's size (for regions.segment)."""
+        return refine.upsample(self.segmenter.predict(rgb, input_alpha), rgb)
 
     def render(self, cutout: Cutout, options: RemovalOptions) -> RemovalResult:
         return render.render(cutout, options)

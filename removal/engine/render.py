@@ -1,14 +1,16 @@
 """The cheap half of a removal: a `Cutout` and options in, encoded bytes and metadata out.
 
-`render()` chooses the output format, lays the cut-out on a colour when asked, encodes it and
-measures the foreground boxes. Everything here is at processing size except the Delta PNG,
-which is always at the oriented input's full size.
+`render()` works in this order: foreground colour estimation (skipped in raw mode) -> layout
+(crop, margins, target size, scale, position) -> background colour or image -> the test
+watermark -> encoding. Everything is at processing size except the Delta PNG, which is always
+at the oriented input's full size, ignores the background and result options, and keeps the
+watermark. The result's foreground box is the input's carried through the layout.
 """
 
 import cv2
 import numpy as np
 
-from . import encode
+from . import compose, encode, layout, watermark
 from .segment import SNAP_LOW
 from .types import Box, Cutout, RemovalOptions, RemovalResult
 
@@ -16,9 +18,13 @@ WHITE = (255, 255, 255)
 
 
 def output_format(options: RemovalOptions) -> str:
-    """`auto` is PNG for transparent results, JPEG when a background colour is set."""
+    """`auto` is PNG for transparent results, JPEG when a background (colour or image) is
+    set."""
     if options.output_format == "auto":
-        return "jpeg" if options.background_color is not None else "png"
+        has_background = (
+            options.background_color is not None or options.background_image is not None
+        )
+        return "jpeg" if has_background else "png"
     return options.output_format
 
 
@@ -54,15 +60,6 @@ def scale_box(box: Box, src_size: tuple[int, int], dst_size: tuple[int, int]) ->
     return Box(top=top, left=left, width=max(1, right - left), height=max(1, bottom - top))
 
 
-def composite(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """The cut-out laid on an opaque colour: rgb·a + color·(1 − a), uint8 HxWx3."""
-    weights = alpha.astype(np.float32) * (1.0 / 255.0)
-    inverse = 1.0 - weights
-    background = np.empty_like(rgb)
-    background[:] = color
-    return cv2.blendLinear(rgb, background, weights, inverse)
-
-
 def full_size_layers(cutout: Cutout) -> tuple[np.ndarray, np.ndarray]:
     """The oriented input's RGB and the alpha at the input's full size (for Delta PNG)."""
     width, height = cutout.full_size
@@ -77,44 +74,71 @@ def full_size_layers(cutout: Cutout) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
+    """Encode `cutout` as `options` say. Raises RemovalError for options impossible for this
+    image (margins, background image; see layout.py and compose.py)."""
     fmt = output_format(options)
     height, width = cutout.alpha.shape[:2]
     processing_size = (width, height)
     box = foreground_box(cutout.alpha)
     input_box = scale_box(box, processing_size, cutout.full_size)
-    # options.test: the watermark is applied by the options work (issue 4); accepted here.
     if fmt == "delta_png":
-        rgb, alpha = full_size_layers(cutout)
-        body = encode.delta_png(rgb, alpha)
-        return RemovalResult(
-            body=body,
-            content_type="image/png",
-            input_size=cutout.full_size,
-            result_size=cutout.full_size,
-            input_foreground=input_box,
-            result_foreground=input_box,
-            orientation=cutout.orientation,
-        )
+        return _render_delta(cutout, options, input_box)
+
+    rgb, alpha = cutout.rgb, cutout.alpha
+    if not options.raw and fmt != "mask":
+        rgb = compose.estimate_foreground(rgb, alpha)
+    rgb, alpha, placement = layout.layout(rgb, alpha, box, options)
+    result_box = placement.box(box)
     if fmt == "mask":
-        body, content_type = encode.mask_png(cutout.alpha), "image/png"
-    elif fmt == "png":
-        if options.background_color is not None:
-            body = encode.png(composite(cutout.rgb, cutout.alpha, options.background_color))
+        body, content_type = _mask(alpha, options), "image/png"
+    elif fmt in ("png", "jpeg"):
+        flat = compose.flatten_background(rgb, alpha, options, opaque=fmt == "jpeg")
+        if flat is not None and options.test:
+            flat = watermark.apply(flat)
+        elif options.test:
+            rgb, alpha = watermark.apply(rgb, alpha)
+        if fmt == "jpeg":
+            body, content_type = encode.jpeg(flat, options.jpeg_quality), "image/jpeg"
+        elif flat is not None:
+            body, content_type = encode.png(flat), "image/png"
         else:
-            body = encode.png_rgba(cutout.rgb, cutout.alpha)
-        content_type = "image/png"
-    elif fmt == "jpeg":
-        color = options.background_color if options.background_color is not None else WHITE
-        body = encode.jpeg(composite(cutout.rgb, cutout.alpha, color), options.jpeg_quality)
-        content_type = "image/jpeg"
+            body, content_type = encode.png_rgba(rgb, alpha), "image/png"
     else:
         raise ValueError(f"unknown output format {fmt!r}")
     return RemovalResult(
         body=body,
         content_type=content_type,
         input_size=cutout.full_size,
-        result_size=processing_size,
+        result_size=placement.size,
         input_foreground=input_box,
-        result_foreground=box,
+        result_foreground=result_box,
+        orientation=cutout.orientation,
+    )
+
+
+def _mask(alpha: np.ndarray, options: RemovalOptions) -> bytes:
+    """The alpha as an 8-bit PNG; test results get the watermark as grey lines."""
+    if options.test:
+        alpha = watermark.apply(cv2.merge([alpha] * 3))[..., 0]
+    return encode.mask_png(alpha)
+
+
+def _render_delta(cutout: Cutout, options: RemovalOptions, input_box: Box) -> RemovalResult:
+    rgb, alpha = full_size_layers(cutout)
+    if not options.raw:
+        rgb = compose.estimate_foreground(rgb, alpha)
+    if options.test:
+        delta = cv2.cvtColor(encode.delta_bgra(rgb, alpha), cv2.COLOR_BGRA2RGBA)
+        input_rgb = cutout.extra.get("full_rgb", cutout.rgb)
+        body = encode.png(watermark.apply_to_delta(delta, input_rgb))
+    else:
+        body = encode.delta_png(rgb, alpha)
+    return RemovalResult(
+        body=body,
+        content_type="image/png",
+        input_size=cutout.full_size,
+        result_size=cutout.full_size,
+        input_foreground=input_box,
+        result_foreground=input_box,
         orientation=cutout.orientation,
     )
