@@ -1,5 +1,9 @@
+import secrets
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApiKey(models.Model):
@@ -61,3 +65,42 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.key} ({self.state})"
+
+
+def _new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _upload_path(upload: "Upload", filename: str) -> str:
+    return f"uploads/{upload.created_at or timezone.now():%Y/%m/%d}/{upload.public_id}/{filename}"
+
+
+class Upload(models.Model):
+    """An image sent through the website, with what re-rendering it needs: the original file
+    and the alpha the engine found (an 8-bit PNG at processing size). Charged once, when
+    first rendered outside test mode (`paid`); deleted by `purge_results` after `expires_at`.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=_new_public_id)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    # The page's id for the file: a retried POST of the same file is not a second upload.
+    key = models.CharField(max_length=64)
+    filename = models.CharField(max_length=255, blank=True)
+    original = models.FileField(upload_to=_upload_path, max_length=255)
+    alpha = models.FileField(upload_to=_upload_path, max_length=255)
+    width = models.PositiveIntegerField(help_text="Oriented input width in pixels.")
+    height = models.PositiveIntegerField(help_text="Oriented input height in pixels.")
+    paid = models.BooleanField(default=False)
+    charged = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="removal_upload_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.filename or 'image'})"

@@ -87,8 +87,9 @@ def blank_page(page, static_server: str):
 
 @pytest.fixture(scope="session")
 def screenshots(pytestconfig) -> Path:
-    """Where tests save screenshots to look at (pytest-playwright empties it each session)."""
-    folder = pytestconfig.rootpath / "test-results" / "screenshots"
+    """Where tests save screenshots to look at: test-results/screenshots/, or under
+    pytest-playwright's `--output` folder (which it empties when a session starts)."""
+    folder = pytestconfig.rootpath / pytestconfig.getoption("--output") / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

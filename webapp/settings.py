@@ -209,6 +209,9 @@ CUTOUT_API_AUTH_FAILURE_LIMIT = env_int("CUTOUT_API_AUTH_FAILURE_LIMIT", 30)
 # Per account, shared by every worker through the cache (removal/limits.py); 0 turns one off.
 CUTOUT_RATE_LIMIT_PER_MINUTE = env_int("CUTOUT_RATE_LIMIT_PER_MINUTE", 600)
 CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
+# The website keeps each upload's original and alpha this long, so that re-rendering it with
+# other options is free; `manage.py purge_results` deletes them afterwards.
+CUTOUT_UPLOAD_RETENTION_HOURS = env_int("CUTOUT_UPLOAD_RETENTION_HOURS", 24)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

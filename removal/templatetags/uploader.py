@@ -1,0 +1,14 @@
+from django import template
+
+from removal import uploads
+
+register = template.Library()
+
+
+@register.inclusion_tag("removal/_uploader.html", takes_context=True)
+def uploader(context) -> dict:
+    """The drop zone, options, viewer and batch list, for the signed-in user."""
+    return {
+        "uploader": uploads.uploader_state(context["request"].user),
+        "csrf_token": context.get("csrf_token"),
+    }
