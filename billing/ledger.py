@@ -423,7 +423,9 @@ def refund(
         account = CreditAccount.objects.select_for_update().get(pk=record.account_id)
         current = Purchase.objects.select_for_update().get(pk=record.pk)
         _expire_if_lapsed(account, timezone.now())
-        if current.amount_cents <= 0 or refunded_cents >= current.amount_cents:
+        if refunded_cents <= 0:
+            owed_total = Decimal(0)
+        elif current.amount_cents <= 0 or refunded_cents >= current.amount_cents:
             owed_total = current.credits
         else:
             owed_total = quantize(current.credits * refunded_cents / current.amount_cents)

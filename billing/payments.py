@@ -132,7 +132,7 @@ def _checkout_paid(event_id: str, session: dict) -> str:
         pack,
         session_id=_id(session),
         event_id=event_id,
-        amount_cents=int(session.get("amount_total") or pack.price_cents),
+        amount_cents=int(session.get("amount_total", pack.price_cents) or 0),
         currency=session.get("currency") or pack.currency,
         payment_intent=_id(session.get("payment_intent")),
         credits=credits,

@@ -344,6 +344,11 @@ def test_a_refund_of_spent_credits_takes_what_is_left_and_records_the_rest(clien
     assert ledger.check() == []
 
 
+def test_a_refund_event_with_nothing_refunded_takes_nothing(client, bob, paid):
+    assert post_refund(client, "evt_r0", refunded=0) == "nothing new to take back"
+    assert ledger.balance(bob) == 50
+
+
 def test_a_refund_of_an_unknown_charge_is_acknowledged(client, bob, paid):
     outcome = post_refund(client, "evt_r9", refunded=500, payment_intent="pi_someone_else")
     assert outcome == "no matching purchase"
