@@ -28,6 +28,9 @@ def make_key(user: User, name: str = "default") -> tuple[str, str]:
 def _isolated(settings, tmp_path):
     """Each test gets its own media folder and an empty cache (rate-limit counters live there)."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Real hashing costs ~0.2 s per user; the suite creates hundreds. Password tests still run
+    # through the same hasher interface.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
