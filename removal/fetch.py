@@ -9,8 +9,10 @@ read, so a server that never answers or trickles bytes forever cannot hold the w
 at most `max_bytes` (3005); and the bytes must look like an image (1005/1006/1007).
 """
 
+import functools
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -231,14 +233,21 @@ class _PinnedBackend(httpcore.NetworkBackend):
         time.sleep(min(seconds, max(self._deadline.remaining(), 0)))
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes a good part of a second: once per process, not per fetch
+    # (an SSLContext is safe to share between threads).
+    return httpx.create_ssl_context()
+
+
 class _PinnedTransport(httpx.HTTPTransport):
     def __init__(self, backend: _PinnedBackend):
         # trust_env=False: an HTTP(S)_PROXY from the environment would resolve the host itself.
-        super().__init__(trust_env=False, retries=0)
+        super().__init__(verify=_ssl_context(), trust_env=False, retries=0)
         # httpx has no public argument for httpcore's network backend, so the pool is rebuilt
         # with the same defaults and ours.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=_ssl_context(),
             max_connections=1,
             network_backend=backend,
         )

@@ -8,7 +8,6 @@ extension points, which leaves the views themselves free of schema code. Served 
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -292,11 +291,18 @@ REMOVE_BACKGROUND_REQUEST = {
             "image.url": _IMAGE_URL,
             **OPTIONS,
         },
+        # Exactly one input: each branch holds when its field is present (1001, 1002 otherwise).
+        "oneOf": [
+            {"required": ["image"]},
+            {"required": ["image.base64"]},
+            {"required": ["image.url"]},
+        ],
     },
     "application/x-www-form-urlencoded": {
         "type": "object",
         "description": _INPUT_NOTE + " (`image` needs multipart).",
         "properties": {"image.base64": _IMAGE_BASE64, "image.url": _IMAGE_URL, **OPTIONS},
+        "oneOf": [{"required": ["image.base64"]}, {"required": ["image.url"]}],
     },
 }
 
@@ -324,7 +330,13 @@ class RemoveBackgroundSchema(OpenApiViewExtension):
                 parameters=[
                     OpenApiParameter(
                         "Idempotency-Key",
-                        OpenApiTypes.STR,
+                        # 1 to 255 printable ASCII characters, not all blank (else 1011).
+                        {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 255,
+                            "pattern": "^[ -~]*[!-~][ -~]*$",
+                        },
                         location=OpenApiParameter.HEADER,
                         description="Repeat a request with the same key within 24 hours to get "
                         "the same answer, never charged twice.",
