@@ -167,6 +167,9 @@ if CUTOUT_HTTPS:
     CSRF_COOKIE_SECURE = True
     # Health checks come from the load balancer over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Submitting the domain to browsers' HSTS preload list binds every subdomain for months:
+    # the operator's call, made outside Cutout, so `check --deploy` does not ask for it.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- Cutout ---------------------------------------------------------------------------------
 CUTOUT_ENGINE = env_str("CUTOUT_ENGINE", "local")
