@@ -41,6 +41,9 @@ from removal.params import ImageInput
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[A-Za-z0-9-]{8,64}")
+# A batch on the page sends this many images at a time: enough to overlap one upload with
+# another's inference, few enough to leave the server's cores to other users.
+PAGE_PARALLEL_UPLOADS = 2
 # Restored cut-outs of the most recent uploads, so that a user trying options one after the
 # other does not pay a decode each time (per process; a miss only costs that decode).
 _CACHE_SIZE = 4
@@ -56,6 +59,7 @@ class UploaderState:
     price: Decimal
     test_default: bool
     max_upload_mb: int
+    parallel: int = PAGE_PARALLEL_UPLOADS
 
     @property
     def max_upload_bytes(self) -> int:

@@ -11,7 +11,6 @@
  * Everything the script needs from the server arrives in the #uploader element's data-*.
  */
 
-const PARALLEL = 2; // uploads or renders at a time: the server has few cores per user
 const RETRIES_429 = 3; // a batch backs off and retries when the server says "too many"
 const ACCEPTED_TEXT = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC";
 const SERVER_FORMATS = new Set(["jpeg", "png", "webp", "gif", "bmp", "tiff", "heic"]);
@@ -85,6 +84,8 @@ function initUploader(root) {
     maxMb: root.dataset.maxUploadMb,
     csrf: root.querySelector("input[name=csrfmiddlewaretoken]").value,
   };
+  // Uploads or renders at a time (read on each start, so it can be changed on the page).
+  const parallel = () => Math.max(1, Number(root.dataset.parallel) || 1);
   // Loaded through its (hashed) static URL, so that caching follows Django's manifest.
   const deltaModule = import(root.dataset.deltaPngUrl);
 
@@ -103,7 +104,7 @@ function initUploader(root) {
     });
   }
   function pump() {
-    while (running < PARALLEL && queue.length) {
+    while (running < parallel() && queue.length) {
       const { task, resolve, reject } = queue.shift();
       running++;
       task()
@@ -371,8 +372,16 @@ function initUploader(root) {
       release(item);
       item.result = { kind: "delta", image, type: "image/png", width: image.width, height: image.height };
       // Encode the download in the background, so that the preview is not kept waiting.
-      item.result.png = new Promise((r) => setTimeout(r, 0)).then(() => m.encodePng(image));
-      item.result.png.catch(() => {});
+      const result = item.result;
+      result.png = new Promise((r) => setTimeout(r, 0)).then(() => m.encodePng(image));
+      result.png.then(
+        (png) => {
+          if (item.result !== result) return;
+          result.url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
+          updateThumb(item); // the batch list shows the cut-out once it is encoded
+        },
+        () => {},
+      );
     } else {
       release(item);
       const blob = new Blob([xhr.response], { type });
@@ -509,6 +518,7 @@ function initUploader(root) {
   }
 
   function updateThumb(item) {
+    el.downloadZip.disabled = !items.some((i) => i.result);
     if (!item.button) return;
     const state = item.button.querySelector(".state");
     state.textContent = item.state === "done" ? "done" : stateText(item.state);
