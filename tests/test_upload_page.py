@@ -53,6 +53,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ),
         "text": _write(folder / "notes.txt", b"these are not the pixels you are looking for\n"),
         "big": save(_noise((900, 900)), folder / "noise.png", "PNG"),  # about 2.4 MB
+        "tiff": save(coffee.resize((240, 160)), folder / "coffee.tiff", "TIFF"),
         "corrupt": _write(folder / "broken.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8),
     }
 
@@ -136,6 +137,16 @@ def test_a_visitor_signs_up_and_removes_a_background_in_test_mode_then_for_real(
     assert page.is_checked("#opt-test"), "no credits yet: test mode starts on"
     assert page.inner_text("#credit-balance") == "0"
     page.screenshot(path=screenshots / "02-signed-in-empty.png", full_page=True)
+    for label in (
+        "Test mode",
+        "Background colour",
+        "Crop to the subject",
+        "Margin",
+        "Vertical alignment",
+        "Format",
+        "JPEG quality",
+    ):
+        assert page.get_by_label(label, exact=False).count() >= 1, label
 
     page.set_input_files("#file-input", files["astronaut"])
     wait_shown(page, 0)
@@ -176,6 +187,14 @@ def test_a_visitor_signs_up_and_removes_a_background_in_test_mode_then_for_real(
     page.fill("#compare", "50")
     page.screenshot(path=screenshots / "04b-before-after.png", full_page=True)
     page.fill("#compare", "100")
+
+    # A bad option value: the server's message, and the last good result stays.
+    page.fill("#opt-margin", "lots")
+    page.dispatch_event("#opt-margin", "change")
+    page.wait_for_function("document.getElementById('alerts').innerText.includes('margin')")
+    assert "result.margin must be" in alerts(page)
+    page.fill("#opt-margin", "")
+    page.dispatch_event("#opt-margin", "change")
 
     jpeg = download(page)
     with Image.open(io.BytesIO(jpeg)) as result:
@@ -311,3 +330,34 @@ def test_bad_files_and_refusals_show_a_message_and_charge_nothing(
     page.set_input_files("#file-input", files["png"])
     wait_shown(page, 0)
     assert charges(bob) == [] and ledger.balance(bob) == 0
+
+
+def test_images_can_be_dropped_and_pasted_and_a_tiff_is_rendered_by_the_server(
+    page, context, live_server, files, screenshots
+):
+    log_in(context, live_server, make_user("fay@example.com"))
+    page.goto(live_server.url + "/remove/")
+    ready(page)
+    assert page.is_checked("#opt-test")
+    drop = """([bytes, name, type, target]) => {
+      const data = new DataTransfer();
+      data.items.add(new File([new Uint8Array(bytes)], name, {type}));
+      const where = document.querySelector(target);
+      if (target === "#dropzone") {
+        where.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+      } else {
+        where.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
+      }
+    }"""
+    png = list(files["png"].read_bytes())
+    page.evaluate(drop, [png, "dropped.png", "image/png", "#dropzone"])
+    wait_shown(page, 0)
+    assert page.get_attribute("#viewer", "data-kind") == "delta"
+
+    tiff = list(files["tiff"].read_bytes())
+    page.evaluate(drop, [tiff, "pasted.tiff", "image/tiff", "body"])
+    wait_shown(page, 1)
+    assert page.get_attribute("#viewer", "data-kind") == "server"
+    assert page.is_visible("#original-missing") and not page.is_visible("#original")
+    assert page.inner_text("#batch").count("done") == 2
+    page.screenshot(path=screenshots / "10-paste-tiff.png", full_page=True)
