@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from billing import ledger, pricing
-from removal import fetch
+from removal import engines, fetch
 from removal.engine import decode
 from removal.engine.types import RemovalOptions, RemovalResult
 from removal.errors import RemovalError
@@ -62,8 +62,6 @@ def remove_background(
     input errors (1xxx, 3xxx) before any credit is touched, 4020/4021 when the balance
     cannot pay, and whatever the engine raises, after releasing the reservation.
     """
-    from removal import engines  # the engine engineer's module; imported late until it lands
-
     data = image_bytes(image)
     decode.probe(data)
     quote = pricing.quote(product, test=options.test)
