@@ -329,6 +329,11 @@ def test_bad_files_and_refusals_show_a_message_and_charge_nothing(
     ready(page)
     page.set_input_files("#file-input", files["png"])
     wait_shown(page, 0)
+    # Leaving test mode without credits: 402, said, and the page goes back to test mode.
+    page.uncheck("#opt-test")
+    page.wait_for_function("document.getElementById('alerts').innerText.includes('credits')")
+    assert "Not enough credits" in alerts(page)
+    assert page.is_checked("#opt-test")
     assert charges(bob) == [] and ledger.balance(bob) == 0
 
 

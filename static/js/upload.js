@@ -178,8 +178,8 @@ function initUploader(root) {
     if (margin) fields.push(["result.margin", margin]);
     const width = f["target_width"].value.trim();
     const height = f["target_height"].value.trim();
-    const sized = width !== "" || height !== "";
-    if (sized) fields.push(["result.target_size", `${width || height} ${height || width}`]);
+    const sized = width !== "" && height !== ""; // half a size is no size yet
+    if (sized) fields.push(["result.target_size", `${width} ${height}`]);
     fields.push(["result.vertical_alignment", f["result.vertical_alignment"].value]);
     const format = f["output.format"].value;
     const quality = f["output.jpeg_quality"].value.trim();
@@ -336,6 +336,8 @@ function initUploader(root) {
       readCharge(item, xhr, options);
       await show(item, xhr, useDelta);
     } catch (error) {
+      // Leaving test mode without credits: the page goes back to what it still shows.
+      if (error.status === 402 && item.info.test) el.options.elements["test"].checked = true;
       setState(item, item.result ? "done" : "failed");
       alertUser(...describeError(error, item.name));
     }
