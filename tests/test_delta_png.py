@@ -445,6 +445,14 @@ def test_browser_applies_exif_orientation_as_pillow_does(js, browser_files, orie
     assert np.abs(pixels.astype(int) - expected).max() <= 2
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_browser_applies_a_png_exif_orientation_as_pillow_does(js, browser_files, orientation):
+    png = _save(photo((48, 32)), "PNG", exif=_exif(orientation))
+    (browser_files / f"orient{orientation}.png").write_bytes(png)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(png))).convert("RGBA"))
+    assert np.array_equal(js_load(js, f"/files/orient{orientation}.png"), expected)
+
+
 def test_browser_ignores_png_gamma_and_icc_like_pillow(js, browser_files):
     img = photo((40, 30))
     # gAMA 1.0 and an sRGB chunk would visibly change colours if the browser managed them.
