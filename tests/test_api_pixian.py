@@ -4,6 +4,7 @@ has its own test: status, code, nothing charged, never a 500."""
 
 import base64
 import io
+import json
 import logging
 import resource
 import threading
@@ -70,7 +71,7 @@ def upload(data: bytes, name: str = "example.jpeg") -> SimpleUploadedFile:
 def assert_error(response, status: int, code: int) -> str:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"] == "application/json"
-    body = response.json()
+    body = json.loads(response.content)
     assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
     assert (body["error"]["status"], body["error"]["code"]) == (status, code)
     assert body["error"]["message"]
@@ -676,3 +677,32 @@ def test_result_body_is_sent_without_a_charset(api):
     response = api.post(PIXIAN_PATH, {"image": upload(photo()), "test": "1"})
     assert response["Content-Type"] == "image/png"
     assert io.BytesIO(response.content).read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_too_many_fields_is_1010_not_a_500(api, alice):
+    fields = {f"extra{i}": "x" for i in range(1100)}
+    response = api.post(PIXIAN_PATH, {"image": upload(photo()), **fields})
+    assert_error(response, 400, 1010)
+    assert_nothing_charged(alice)
+
+
+def test_too_many_files_is_1010_not_a_500(api, alice):
+    files = {f"extra{i}": upload(b"x", f"{i}.txt") for i in range(120)}
+    response = api.post(PIXIAN_PATH, {"image": upload(photo()), **files})
+    assert_error(response, 400, 1010)
+    assert_nothing_charged(alice)
+
+
+def test_a_failure_outside_the_views_is_json_500_with_the_request_id(rf, caplog):
+    from removal.api import errors
+
+    request = rf.post(PIXIAN_PATH)
+    request.request_id = "0123456789abcdef0123456789abcdef"
+    with caplog.at_level(logging.ERROR):
+        response = errors.server_error(request)
+    assert_error(response, 500, 5000)
+    assert response["X-Request-Id"] == request.request_id
+    assert request.request_id in json.loads(response.content)["error"]["message"]
+    assert any(request.request_id in record.getMessage() for record in caplog.records)
+    page = errors.server_error(rf.get("/some/page/"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")

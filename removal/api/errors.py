@@ -6,7 +6,7 @@ Each wire format has its own renderer below; add remove.bg's and Baidu's beside 
 
 import logging
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -40,6 +40,9 @@ def as_removal_error(exc: Exception) -> RemovalError | None:
             return RemovalError(code, retry_after=int(wait) + 1 if wait else None)
     if isinstance(exc, drf.ParseError):
         return RemovalError(1010, f"The request body could not be parsed: {exc.detail}")
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own refusals while parsing a body: too many fields or files, and the like.
+        return RemovalError(1010, f"The request body could not be parsed: {exc}")
     if isinstance(exc, drf.PermissionDenied | PermissionDenied):
         return RemovalError(4030)
     return None

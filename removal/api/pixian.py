@@ -7,31 +7,15 @@ body's declared size (413), the input and options (400), and the service
 (`removal.services.remove_background`) for the probe, the credits and the work.
 """
 
-from django.conf import settings
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.formatting import format_credits
 from removal import limits, params, services
+from removal.api.body import check_body_size
 from removal.api.idempotency import IdempotentPostMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
-from removal.errors import RemovalError
-
-
-def check_body_size(meta: dict) -> None:
-    """413 (code 1004) from the declared length, before a byte of the body is read."""
-    limit = settings.CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
-    try:
-        length = int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise RemovalError(
-            1004,
-            f"The request body is {length:,} bytes; at most {settings.CUTOUT_MAX_UPLOAD_MB} MB "
-            f"({limit:,} bytes) are accepted.",
-        )
 
 
 def result_headers(removal: services.Removal) -> dict[str, str]:

@@ -1,0 +1,24 @@
+"""Request bodies: the `CUTOUT_MAX_UPLOAD_MB` cap, shared by every API's views."""
+
+from django.conf import settings
+
+from removal.errors import RemovalError
+
+
+def check_body_size(meta: dict) -> None:
+    """413 (code 1004) from the declared length, before a byte of the body is read.
+
+    Django reads no body without a Content-Length, so the declared length bounds what any
+    parser will see; Django's own limits are raised to the same cap in settings.
+    """
+    limit = settings.CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
+    try:
+        length = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise RemovalError(
+            1004,
+            f"The request body is {length:,} bytes; at most {settings.CUTOUT_MAX_UPLOAD_MB} MB "
+            f"({limit:,} bytes) are accepted.",
+        )
