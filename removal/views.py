@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from billing.formatting import format_credits
 from removal import limits, params, uploads
-from removal.api.pixian import check_body_size
+from removal.api.body import check_body_size
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
 
 
