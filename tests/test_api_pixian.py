@@ -706,3 +706,14 @@ def test_a_failure_outside_the_views_is_json_500_with_the_request_id(rf, caplog)
     assert any(request.request_id in record.getMessage() for record in caplog.records)
     page = errors.server_error(rf.get("/some/page/"))
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_readme_error_table_lists_every_code_with_its_status():
+    from pathlib import Path
+
+    from removal.errors import ERRORS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("\n## API\n") :]
+    for code, spec in ERRORS.items():
+        assert f"\n| {code} | {spec.status} |" in section, code
