@@ -54,9 +54,16 @@ def claim(user, endpoint: str, key: str) -> IdempotentRequest | StoredAnswer:
     for _ in range(3):
         try:
             with transaction.atomic():
-                return IdempotentRequest.objects.create(user=user, endpoint=endpoint, key=key)
+                record = IdempotentRequest.objects.create(user=user, endpoint=endpoint, key=key)
         except IntegrityError:
             pass
+        else:
+            # The user's own answers past the window go as new ones come: the table stays at
+            # about a day of each active account's keyed calls without a scheduled job.
+            IdempotentRequest.objects.filter(
+                user=user, created_at__lte=record.created_at - WINDOW
+            ).delete()
+            return record
         existing = IdempotentRequest.objects.filter(user=user, endpoint=endpoint, key=key).first()
         if existing is None:
             continue  # finished and abandoned in between: try the insert again

@@ -717,3 +717,17 @@ def test_readme_error_table_lists_every_code_with_its_status():
     section = readme[readme.index("\n## API\n") :]
     for code, spec in ERRORS.items():
         assert f"\n| {code} | {spec.status} |" in section, code
+
+
+def test_a_users_answers_past_the_window_are_deleted_as_new_keys_come(api, alice, bob):
+    from django.utils import timezone
+
+    old = timezone.now() - idempotency.WINDOW
+    for owner, key in ((alice, "old-a"), (bob, "old-b")):
+        record = idempotency.claim(owner, "pixian:remove-background", key)
+        idempotency.finish(record, 400, "application/json", {}, b"{}")
+    IdempotentRequest.objects.update(created_at=old)
+    api.post(PIXIAN_PATH, {"output.format": "gif"}, HTTP_IDEMPOTENCY_KEY="new-a")
+    assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"old-b", "new-a"}
+    assert idempotency.purge_expired() == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new-a"]
