@@ -18,7 +18,7 @@ from billing import ledger
 from billing.models import LedgerEntry, Reservation
 from removal import uploads
 from removal.engine import encode
-from removal.models import Upload
+from removal.models import IdempotentRequest, Upload
 from tests.support_api import photo, rotated_photo
 from tests.support_billing import ALICE_CREDITS
 
@@ -194,8 +194,13 @@ def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, c
     expired = client.post(render_url(old_id), {})
     assert expired.status_code == 404 and "expired" in expired.json()["error"]["message"]
 
+    answer = IdempotentRequest.objects.create(user=alice, endpoint="pixian", key="k1")
+    IdempotentRequest.objects.filter(pk=answer.pk).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
     call_command("purge_results")
-    assert capsys.readouterr().out.strip() == "Purged 1 upload."
+    assert capsys.readouterr().out.strip() == "Purged 1 upload and 1 stored API answer."
+    assert not IdempotentRequest.objects.exists()
     assert list(Upload.objects.values_list("public_id", flat=True)) == [new_id]
     assert not old.original.storage.exists(old.original.name)
     assert not old.alpha.storage.exists(old.alpha.name)

@@ -1,11 +1,18 @@
 from django.core.management.base import BaseCommand
 
-from removal import uploads
+from removal import idempotency, uploads
 
 
 class Command(BaseCommand):
-    help = "Delete the website's stored originals and alphas past their retention."
+    help = (
+        "Delete what is past its retention: the website's stored originals and alphas, and "
+        "the API's stored answers to Idempotency-Key requests."
+    )
 
     def handle(self, *args, **options):
         count = uploads.purge_expired()
-        self.stdout.write(f"Purged {count} upload{'s' if count != 1 else ''}.")
+        answers = idempotency.purge_expired()
+        self.stdout.write(
+            f"Purged {count} upload{'s' if count != 1 else ''} "
+            f"and {answers} stored API answer{'s' if answers != 1 else ''}."
+        )
