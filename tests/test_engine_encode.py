@@ -2,6 +2,7 @@
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -83,3 +84,23 @@ def test_alpha_snapping_clears_haze_and_fills_near_opaque():
     snapped = segment.to_alpha(prob)
     assert snapped.tolist() == [[0, 0, 128, 255, 255]]
     assert segment.to_alpha(prob, raw=True).tolist() == [[0, 5, 128, 250, 255]]
+
+
+def test_large_png_deflated_in_parallel_slices_decodes_exactly(photo, alpha):
+    big = cv2.resize(np.dstack([photo, alpha]), (1500, 1000), interpolation=cv2.INTER_CUBIC)
+    assert big.nbytes > encode.PARALLEL_MIN_BYTES
+    body = encode.png(big)
+    im = Image.open(io.BytesIO(body))
+    im.verify()  # checks every chunk's CRC
+    assert np.array_equal(_decode(body), big)
+    via_libpng = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(cv2.cvtColor(via_libpng, cv2.COLOR_BGRA2RGBA), big)
+
+
+def test_png_of_one_pixel_and_one_row():
+    for pixels in (np.array([[7]], np.uint8), np.full((1, 5, 4), 9, np.uint8)):
+        assert np.array_equal(_decode(encode.png(pixels)), pixels)
+    assert np.array_equal(
+        _decode(encode.png_rgba(np.full((1, 1, 3), 200, np.uint8), np.array([[0]], np.uint8))),
+        np.zeros((1, 1, 4), np.uint8),
+    )

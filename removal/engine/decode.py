@@ -10,6 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
@@ -192,28 +193,46 @@ def _convert(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Undo EXIF orientation `orientation` (OpenCV's flips and rotations: cache-friendly)."""
     if orientation == 1:
         return arr
     if orientation == 2:
-        out = arr[:, ::-1]
-    elif orientation == 3:
-        out = arr[::-1, ::-1]
-    elif orientation == 4:
-        out = arr[::-1]
-    elif orientation == 5:
-        out = arr.swapaxes(0, 1)
-    elif orientation == 6:
-        out = arr[::-1].swapaxes(0, 1)
-    elif orientation == 7:
-        out = arr[::-1, ::-1].swapaxes(0, 1)
-    else:  # 8
-        out = arr[:, ::-1].swapaxes(0, 1)
-    return np.ascontiguousarray(out)
+        return cv2.flip(arr, 1)
+    if orientation == 3:
+        return cv2.rotate(arr, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(arr, 0)
+    if orientation == 5:
+        return cv2.transpose(arr)
+    if orientation == 6:
+        return cv2.rotate(arr, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.flip(cv2.transpose(arr), -1)
+    return cv2.rotate(arr, cv2.ROTATE_90_COUNTERCLOCKWISE)  # 8
+
+
+def _jpeg_with_opencv(data: bytes, info: ImageInfo) -> np.ndarray | None:
+    """A colour or grey JPEG that ends cleanly, decoded straight to RGB by OpenCV's
+    libjpeg-turbo (about half Pillow's CPU: no 4-byte intermediate, no copy); None when
+    Pillow should decode it instead (CMYK, truncated, anything unexpected)."""
+    if info.format != "JPEG" or info.mode not in ("RGB", "L"):
+        return None
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return None  # truncated (OpenCV would fill in grey): let Pillow refuse it
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if rgb is None or rgb.shape != (info.height, info.width, 3):
+        return None
+    return rgb
 
 
 def decode(data: bytes) -> Decoded:
     """Decode the first frame to oriented RGB (+ alpha). Raises RemovalError on bad input."""
     im, info = _open(data)
+    rgb = _jpeg_with_opencv(data, info)
+    if rgb is not None:
+        im.close()
+        return Decoded(info=info, rgb=_orient(rgb, info.orientation), alpha=None)
     try:
         if info.frames > 1:
             im.seek(0)

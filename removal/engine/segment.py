@@ -6,6 +6,7 @@ min-max normalised (as the authors' test script does); `to_alpha()` turns a map 
 size into 8-bit alpha, snapping values near either end to exactly 0 or 255.
 """
 
+import ctypes
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,14 @@ def _snap_lut(low: int = SNAP_LOW, high: int = SNAP_HIGH) -> np.ndarray:
 _SNAP_LUT = _snap_lut()
 
 
+def _release_free_heap() -> None:
+    """Return freed heap pages to the OS (glibc only; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Segmenter:
     """One onnxruntime session for one model. `predict()` is safe to call from many threads."""
 
@@ -55,9 +64,17 @@ class Segmenter:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Memory (measured, docs/BENCHMARKS.md): ORT's memory patterns pre-plan one block per
+        # shape and keep it (+200 MB for u2netp); the arena is kept for speed within a run
+        # but shrunk after each run, so the activations' memory is free for the image work.
+        options.enable_mem_pattern = False
+        options.enable_cpu_mem_arena = True
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.session = ort.InferenceSession(
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
+        _release_free_heap()  # the parsed model file is freed but not yet returned to the OS
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         size = spec.input_size
@@ -89,7 +106,8 @@ class Segmenter:
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """The model's first output for a prepared tensor, min-max normalised, SxS float32."""
-        pred = self.session.run([self.output_name], {self.input_name: tensor})[0]
+        feeds = {self.input_name: tensor}
+        pred = self.session.run([self.output_name], feeds, self._run_options)[0]
         pred = np.asarray(pred, dtype=np.float32).reshape(pred.shape[-2], pred.shape[-1])
         lo, hi = float(pred.min()), float(pred.max())
         if hi - lo > 1e-6:
