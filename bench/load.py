@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -307,6 +308,8 @@ def main() -> None:
     parser.add_argument("--no-rembg", action="store_true")
     parser.add_argument("--out", default=str(REPO / "var" / "bench" / "load.json"))
     args = parser.parse_args()
+    # A terminated run still stops the servers it started (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("hey"):
         raise SystemExit("hey is not installed (apt-get install hey)")
     levels = [int(level) for level in args.levels.split(",")]
