@@ -1,12 +1,12 @@
 """Arrays to image bytes: PNG, JPEG, Delta PNG and 8-bit mask PNG.
 
-PNGs are written here rather than by Pillow or libpng: each row gets PNG's "Up" filter (one
-vectorised subtraction), and the filtered rows are deflated with zlib-ng's run-length strategy
-in a few slices compressed in parallel (zlib releases the GIL), joined into one zlib stream.
-On cut-outs (long transparent runs, photo texture elsewhere) that is 10-20x less CPU than
-Pillow's default level-6 PNG for a file of about the same size, and the Delta PNG (mostly
-runs) costs a few tens of milliseconds at 12 MP. Numbers and the level sweep behind
-`PNG_LEVEL` are in docs/BENCHMARKS.md. `optimize` is never used on a request.
+PNGs are written here rather than by Pillow or libpng: rows get PNG's Paeth filter (computed
+with OpenCV's vectorised uint8 operations) and are deflated with zlib-ng's run-length strategy,
+in slices of about a megabyte filtered and compressed in parallel (OpenCV, numpy and zlib
+release the GIL) and joined into one zlib stream. On cut-outs (long transparent runs, photo
+texture elsewhere) that is about 8x less CPU than Pillow's default level-6 PNG for a file
+about 10 % larger, and the Delta PNG (mostly runs) is cheaper still. Numbers, and the level
+and filter sweep behind `PNG_LEVEL`, are in docs/BENCHMARKS.md. `optimize` is never used.
 """
 
 import io
@@ -27,9 +27,8 @@ except ImportError:  # pragma: no cover - the dependency is declared; plain zlib
 # Measured (docs/BENCHMARKS.md): with the RLE strategy the level barely changes size or time.
 PNG_LEVEL = 1
 PNG_STRATEGY = _deflate.Z_RLE
-# Below this many bytes of filtered rows, one slice (threads would cost more than they save).
-PARALLEL_MIN_BYTES = 2 << 20
-_SLICES_PER_WORKER = 2
+# Rows are filtered and deflated in slices of about this many bytes, in parallel.
+SLICE_BYTES = 1 << 20
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
 
@@ -53,42 +52,82 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-def _filtered_rows(pixels: np.ndarray) -> np.ndarray:
-    """PNG scanlines with the Up filter (type 2): each row minus the row above, mod 256."""
-    height = pixels.shape[0]
-    flat = pixels.reshape(height, -1)
-    raw = np.empty((height, flat.shape[1] + 1), dtype=np.uint8)
-    raw[:, 0] = 2
-    raw[0, 1:] = flat[0]
-    np.subtract(flat[1:], flat[:-1], out=raw[1:, 1:])
-    return raw
+def _paeth_rows(flat: np.ndarray, start: int, stop: int, bpp: int) -> np.ndarray:
+    """PNG scanlines `start:stop` of `flat` (H x W*bpp bytes) with the Paeth filter (type 4),
+    each prefixed by its filter byte. Paeth predicts each byte from its left (a), upper (b)
+    and upper-left (c) neighbours; here with OpenCV's saturating uint8 operations, using
+    |a + b - 2c| = pa + pb when a - c and b - c have the same sign, |pa - pb| otherwise."""
+    rows, width = stop - start, flat.shape[1]
+    padded = np.zeros((rows + 1, width + bpp), dtype=np.uint8)
+    if start > 0:
+        padded[0, bpp:] = flat[start - 1]
+    padded[1:, bpp:] = flat[start:stop]
+    here, left = padded[1:, bpp:], padded[1:, :width]
+    up, up_left = padded[:-1, bpp:], padded[:-1, :width]
+    pa = cv2.absdiff(up, up_left)
+    pb = cv2.absdiff(left, up_left)
+    pc = cv2.add(pa, pb)  # saturation only ever makes pc larger: comparisons stay right
+    opposite = cv2.bitwise_xor(
+        cv2.compare(left, up_left, cv2.CMP_GE), cv2.compare(up, up_left, cv2.CMP_GE)
+    )
+    cv2.copyTo(cv2.absdiff(pa, pb), opposite, pc)
+    predictor = up_left.copy()
+    cv2.copyTo(up, cv2.compare(pb, pc, cv2.CMP_LE), predictor)
+    use_left = cv2.bitwise_and(cv2.compare(pa, pb, cv2.CMP_LE), cv2.compare(pa, pc, cv2.CMP_LE))
+    cv2.copyTo(left, use_left, predictor)
+    out = np.empty((rows, width + 1), dtype=np.uint8)
+    out[:, 0] = 4
+    np.subtract(here, predictor, out=out[:, 1:])  # mod 256
+    return out
 
 
-def _deflate_slice(data: memoryview, level: int, last: bool) -> bytes:
-    # Raw deflate (wbits -15); all but the last slice end on a byte-aligned sync flush, so
-    # the slices concatenate into one valid stream.
+def _adler32_combine(first: int, second: int, second_len: int) -> int:
+    """zlib's adler32_combine: the Adler-32 of A + B from those of A and B and len(B)."""
+    base = 65521
+    rem = second_len % base
+    sum1 = first & 0xFFFF
+    sum2 = (rem * sum1) % base
+    sum1 += (second & 0xFFFF) + base - 1
+    sum2 += ((first >> 16) & 0xFFFF) + ((second >> 16) & 0xFFFF) + base - rem
+    sum1 %= base
+    sum2 %= base
+    return sum1 | (sum2 << 16)
+
+
+def _deflate_slice(
+    flat: np.ndarray, start: int, stop: int, bpp: int, level: int, last: bool
+) -> tuple[bytes, int, int]:
+    """Filter and deflate rows `start:stop`: (raw deflate bytes, Adler-32, length filtered).
+
+    Raw deflate (wbits -15); all slices but the last end on a byte-aligned sync flush, so
+    the slices concatenate into one valid stream."""
+    rows = memoryview(_paeth_rows(flat, start, stop, bpp)).cast("B")
     compressor = _deflate.compressobj(level, _deflate.DEFLATED, -15, 9, PNG_STRATEGY)
-    body = compressor.compress(data)
-    return body + compressor.flush(_deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH)
+    body = compressor.compress(rows)
+    body += compressor.flush(_deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH)
+    return body, zlib.adler32(rows), rows.nbytes
 
 
-def _zlib_stream(raw: np.ndarray, level: int) -> bytes:
-    data = memoryview(raw).cast("B")
-    rows = raw.shape[0]
-    slices = 1
-    if raw.nbytes >= PARALLEL_MIN_BYTES and _WORKERS > 1:
-        slices = min(rows, _WORKERS * _SLICES_PER_WORKER)
-    bounds = [rows * i // slices * raw.shape[1] for i in range(slices + 1)]
-    parts = [data[bounds[i] : bounds[i + 1]] for i in range(slices)]
-    if slices == 1:
-        bodies = [_deflate_slice(parts[0], level, True)]
+def _zlib_stream(flat: np.ndarray, bpp: int, level: int) -> bytes:
+    """The IDAT zlib stream of `flat` (H x W*bpp bytes), filtered and deflated in row slices
+    of about SLICE_BYTES on the thread pool (OpenCV, numpy and zlib release the GIL; small
+    slices also bound the filter's temporary memory)."""
+    height, row_bytes = flat.shape[0], flat.shape[1] + 1
+    rows_per_slice = max(1, SLICE_BYTES // row_bytes)
+    bounds = list(range(0, height, rows_per_slice)) + [height]
+    jobs = [(bounds[i], bounds[i + 1], i == len(bounds) - 2) for i in range(len(bounds) - 1)]
+    if len(jobs) == 1 or _WORKERS == 1:
+        parts = [_deflate_slice(flat, a, b, bpp, level, last) for a, b, last in jobs]
     else:
-        last = slices - 1
-        bodies = list(
-            _executor().map(lambda i: _deflate_slice(parts[i], level, i == last), range(slices))
+        parts = list(
+            _executor().map(
+                lambda job: _deflate_slice(flat, job[0], job[1], bpp, level, job[2]), jobs
+            )
         )
-    adler = zlib.adler32(data)
-    return b"\x78\x01" + b"".join(bodies) + struct.pack(">I", adler)
+    adler = 1
+    for _body, part_adler, length in parts:
+        adler = _adler32_combine(adler, part_adler, length)
+    return b"\x78\x01" + b"".join(part[0] for part in parts) + struct.pack(">I", adler)
 
 
 def png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
@@ -103,7 +142,8 @@ def png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
         raise EncodeError(f"cannot write an empty {width} x {height} PNG")
     pixels = np.ascontiguousarray(pixels)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[channels], 0, 0, 0)
-    idat = _zlib_stream(_filtered_rows(pixels), level)
+    flat = pixels.reshape(height, -1)
+    idat = _zlib_stream(flat, channels, level)
     return b"".join(
         (_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
     )
