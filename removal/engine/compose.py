@@ -31,6 +31,7 @@ _NARROW_BOX = 6
 _COARSE_SIDE = 400  # the wide pass works on a copy whose longest side is about this
 _NARROW_SIDE = 1600  # the narrow pass works on a copy whose longest side is at most this
 _EPS = 1e-5
+_CHUNK = 1 << 20  # soft pixels solved at a time
 
 
 def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -48,18 +49,21 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fg, bg, factor = _wide_pass(small_rgb, small_alpha, _WIDE_BOX / step)
     fg, bg = _narrow_pass(small_rgb, small_alpha, fg, bg, factor, _NARROW_BOX / step)
     # The nearest narrow-pass pixel's averages: they are smooth, so this costs nothing
-    # visible and is several times faster than interpolating a million points.
+    # visible and is several times faster than interpolating a million points. In chunks,
+    # so the per-pixel temporaries stay small at 12 MP and above.
     small_h, small_w = small_alpha.shape
-    y, x = np.divmod(index, width)
-    y //= step
-    x //= step
-    np.minimum(y, small_h - 1, out=y)
-    np.minimum(x, small_w - 1, out=x)
-    nearest = y * small_w + x
-    local_fg = np.take(fg.reshape(-1, 3), nearest, axis=0)
-    local_bg = np.take(bg.reshape(-1, 3), nearest, axis=0)
-    fixed = _solve(rgb, alpha, index, local_fg, local_bg)
-    _scatter(out, index, fixed)
+    fg, bg = fg.reshape(-1, 3), bg.reshape(-1, 3)
+    for start in range(0, len(index), _CHUNK):
+        part = index[start : start + _CHUNK]
+        y, x = np.divmod(part, width)
+        y //= step
+        x //= step
+        np.minimum(y, small_h - 1, out=y)
+        np.minimum(x, small_w - 1, out=x)
+        y *= small_w
+        y += x
+        fixed = _solve(rgb, alpha, part, np.take(fg, y, axis=0), np.take(bg, y, axis=0))
+        _scatter(out, part, fixed)
     return out
 
 
