@@ -185,3 +185,15 @@ def test_regions_restrict_the_result_and_report_their_box(engine, chelsea_jpeg):
     assert box.left >= 100 and box.top >= 20
     assert box.left + box.width <= 300 and box.top + box.height <= 280
     assert result.result_size == (box.width, box.height)
+
+
+def test_boxes_after_max_pixels_are_in_input_and_result_pixels(engine, astronaut_png):
+    """max_pixels shrinks the processing: the input box is in the input's pixels, the
+    result's in the (smaller) result's."""
+    options = RemovalOptions(max_pixels=128 * 128, crop_to_foreground=True)
+    result = engine.remove(astronaut_png, options)
+    small, full = result.result_foreground, result.input_foreground
+    assert result.input_size == (512, 512)
+    assert result.result_size == (small.width, small.height) and small.top == small.left == 0
+    assert abs(full.width - 4 * small.width) <= 4 and abs(full.height - 4 * small.height) <= 4
+    assert _pixels(result.body).shape[1::-1] == result.result_size
