@@ -254,6 +254,12 @@ def test_background_image_shows_through_transparency_only(chelsea):
 
 def test_unreadable_background_image_is_refused_with_its_code(chelsea):
     rgb, alpha, _ = chelsea
+    for data in (b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20):
+        with pytest.raises(RemovalError) as caught:
+            compose.probe_background(data)
+        assert caught.value.code == 2092
+    good = cv2.imencode(".png", skdata.rocket())[1].tobytes()
+    assert compose.probe_background(good) is None
     with pytest.raises(RemovalError) as caught:
         compose.flatten_background(
             rgb, alpha, RemovalOptions(background_image=b"not an image"), opaque=False

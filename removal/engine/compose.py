@@ -208,6 +208,18 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple
     return cv2.blendLinear(np.ascontiguousarray(rgb), back, weights, 1 - weights)
 
 
+def probe_background(data: bytes) -> None:
+    """Header-only check of a background image, for callers that refuse bad requests before
+    the expensive work: raises RemovalError(2092) for what `load_background` would refuse
+    at the header (empty, not an image, unsupported, too many pixels)."""
+    try:
+        decode.probe(data)
+    except RemovalError as exc:
+        raise RemovalError(
+            BACKGROUND_IMAGE_ERROR, f"Failed to read the background image: {exc.message}"
+        ) from None
+
+
 def load_background(data: bytes, size: tuple[int, int]) -> np.ndarray:
     """Decode a background image (any input format, EXIF orientation applied, same pixel
     cap as inputs) and fit it to `size` (w, h) as remove.bg does: scaled to fill the canvas
