@@ -175,11 +175,14 @@ def test_margin_that_fills_the_target_is_refused(chelsea):
     assert caught.value.code == 2005 and "result.margin" in caught.value.message
 
 
-def test_a_margin_that_makes_a_giant_result_is_refused(chelsea):
+def test_a_margin_or_target_that_makes_a_giant_result_is_refused(chelsea):
     rgb, alpha, fg = chelsea
     with pytest.raises(RemovalError) as caught:
         layout.plan((6000, 6000), fg, RemovalOptions(margin=Margin(*(Length(1000),) * 4)))
     assert caught.value.code == 2005
+    with pytest.raises(RemovalError) as caught:
+        layout.plan((600, 600), fg, RemovalOptions(target_size=(50_000, 50_000)))
+    assert caught.value.code == 2006
 
 
 def test_scale_fits_the_subject_in_that_share_of_the_result_and_centres_it(chelsea):

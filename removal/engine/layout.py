@@ -18,10 +18,10 @@ Rules (spec/pixian-v2.md and its Cutout decisions; remove.bg's `scale` and `posi
    space, x then y) says where it sits, centred when only `scale` is given. The result's size
    does not change. With no foreground both are ignored.
 
-Impossible geometry raises RemovalError: margins that leave no room inside the target size
-(the `result.margin` code) and results above MAX_RESULT_PIXELS (also the margin's code, since
-only margins can grow a result past its input). A 1 x 1 target is honoured: the content is
-scaled to one pixel.
+Impossible geometry raises RemovalError: margins that leave no room inside the target size,
+or that grow a result past MAX_RESULT_PIXELS (the `result.margin` code, 2005), and a target
+size past MAX_RESULT_PIXELS (the `result.target_size` code, 2006; removal/params.py already
+refuses those in requests). A 1 x 1 target is honoured: the content is scaled to one pixel.
 """
 
 import math
@@ -35,6 +35,7 @@ from removal.errors import RemovalError
 from .types import Box, Length, Margin, RemovalOptions
 
 MARGIN_ERROR = 2005  # result.margin (removal/params.py CODE_MARGIN)
+TARGET_SIZE_ERROR = 2006  # result.target_size (removal/params.py CODE_TARGET_SIZE)
 MAX_RESULT_PIXELS = 40_000_000
 
 
@@ -138,6 +139,11 @@ def _check_result_size(result: tuple[int, int]) -> None:
 def _fit(options: RemovalOptions, source: tuple[int, int, int, int]) -> Placement:
     """Scale the source rectangle into the target size, inside the (inset) margins."""
     target_w, target_h = options.target_size
+    if target_w < 1 or target_h < 1 or target_w * target_h > MAX_RESULT_PIXELS:
+        raise RemovalError(
+            TARGET_SIZE_ERROR,
+            f"result.target_size must be at least 1 x 1 and at most {MAX_RESULT_PIXELS:,} pixels.",
+        )
     x1, y1, x2, y2 = source
     top, right, bottom, left = resolve_margin(options.margin, target_w, target_h)
     area_w, area_h = target_w - left - right, target_h - top - bottom
