@@ -1,12 +1,11 @@
 """Arrays to image bytes: PNG, JPEG, Delta PNG and 8-bit mask PNG.
 
-PNGs are written here rather than by Pillow or libpng: rows get PNG's Paeth filter (computed
-with OpenCV's vectorised uint8 operations) and are deflated with zlib-ng's run-length strategy,
-in slices of about a megabyte filtered and compressed in parallel (OpenCV, numpy and zlib
-release the GIL) and joined into one zlib stream. On cut-outs (long transparent runs, photo
-texture elsewhere) that is about 8x less CPU than Pillow's default level-6 PNG for a file
-about 10 % larger, and the Delta PNG (mostly runs) is cheaper still. Numbers, and the level
-and filter sweep behind `PNG_LEVEL`, are in docs/BENCHMARKS.md. `optimize` is never used.
+PNGs are written here rather than by Pillow or libpng: rows get PNG's Up filter (one
+vectorised subtraction) and are deflated by zlib-ng at level 3, in slices of about a megabyte
+filtered and compressed in parallel (numpy and zlib release the GIL) and joined into one zlib
+stream. On cut-outs that is about 8x less CPU than Pillow's default level-6 PNG for a file of
+about the same size; the Delta PNG (mostly runs) is cheaper still. The sweep of filters,
+strategies and levels behind this is in docs/BENCHMARKS.md. `optimize` is never used.
 """
 
 import io
@@ -24,9 +23,11 @@ try:  # zlib-ng: same stream format as zlib, 2-6x faster at the levels we use
 except ImportError:  # pragma: no cover - the dependency is declared; plain zlib still works
     _deflate = zlib
 
-# Measured (docs/BENCHMARKS.md): with the RLE strategy the level barely changes size or time.
-PNG_LEVEL = 1
-PNG_STRATEGY = _deflate.Z_RLE
+# Chosen by measurement (docs/BENCHMARKS.md, `bench/engine_speed.py --png-sweep`): with the Up
+# filter, zlib-ng's default strategy at level 3 writes an RGBA cut-out about as small as
+# Pillow's level 6 for an eighth of its CPU; Paeth, RLE and other levels were worse trades.
+PNG_LEVEL = 3
+PNG_STRATEGY = _deflate.Z_DEFAULT_STRATEGY
 # Rows are filtered and deflated in slices of about this many bytes, in parallel.
 SLICE_BYTES = 1 << 20
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -52,32 +53,16 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-def _paeth_rows(flat: np.ndarray, start: int, stop: int, bpp: int) -> np.ndarray:
-    """PNG scanlines `start:stop` of `flat` (H x W*bpp bytes) with the Paeth filter (type 4),
-    each prefixed by its filter byte. Paeth predicts each byte from its left (a), upper (b)
-    and upper-left (c) neighbours; here with OpenCV's saturating uint8 operations, using
-    |a + b - 2c| = pa + pb when a - c and b - c have the same sign, |pa - pb| otherwise."""
-    rows, width = stop - start, flat.shape[1]
-    padded = np.zeros((rows + 1, width + bpp), dtype=np.uint8)
-    if start > 0:
-        padded[0, bpp:] = flat[start - 1]
-    padded[1:, bpp:] = flat[start:stop]
-    here, left = padded[1:, bpp:], padded[1:, :width]
-    up, up_left = padded[:-1, bpp:], padded[:-1, :width]
-    pa = cv2.absdiff(up, up_left)
-    pb = cv2.absdiff(left, up_left)
-    pc = cv2.add(pa, pb)  # saturation only ever makes pc larger: comparisons stay right
-    opposite = cv2.bitwise_xor(
-        cv2.compare(left, up_left, cv2.CMP_GE), cv2.compare(up, up_left, cv2.CMP_GE)
-    )
-    cv2.copyTo(cv2.absdiff(pa, pb), opposite, pc)
-    predictor = up_left.copy()
-    cv2.copyTo(up, cv2.compare(pb, pc, cv2.CMP_LE), predictor)
-    use_left = cv2.bitwise_and(cv2.compare(pa, pb, cv2.CMP_LE), cv2.compare(pa, pc, cv2.CMP_LE))
-    cv2.copyTo(left, use_left, predictor)
-    out = np.empty((rows, width + 1), dtype=np.uint8)
-    out[:, 0] = 4
-    np.subtract(here, predictor, out=out[:, 1:])  # mod 256
+def _up_rows(flat: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """PNG scanlines `start:stop` of `flat` (H x row bytes) with the Up filter (type 2): each
+    row minus the row above, mod 256, prefixed by its filter byte."""
+    out = np.empty((stop - start, flat.shape[1] + 1), dtype=np.uint8)
+    out[:, 0] = 2
+    first = start
+    if start == 0:
+        out[0, 1:] = flat[0]
+        first = 1
+    np.subtract(flat[first:stop], flat[first - 1 : stop - 1], out=out[first - start :, 1:])
     return out
 
 
@@ -95,34 +80,32 @@ def _adler32_combine(first: int, second: int, second_len: int) -> int:
 
 
 def _deflate_slice(
-    flat: np.ndarray, start: int, stop: int, bpp: int, level: int, last: bool
+    flat: np.ndarray, start: int, stop: int, level: int, last: bool
 ) -> tuple[bytes, int, int]:
     """Filter and deflate rows `start:stop`: (raw deflate bytes, Adler-32, length filtered).
 
     Raw deflate (wbits -15); all slices but the last end on a byte-aligned sync flush, so
     the slices concatenate into one valid stream."""
-    rows = memoryview(_paeth_rows(flat, start, stop, bpp)).cast("B")
+    rows = memoryview(_up_rows(flat, start, stop)).cast("B")
     compressor = _deflate.compressobj(level, _deflate.DEFLATED, -15, 9, PNG_STRATEGY)
     body = compressor.compress(rows)
     body += compressor.flush(_deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH)
     return body, zlib.adler32(rows), rows.nbytes
 
 
-def _zlib_stream(flat: np.ndarray, bpp: int, level: int) -> bytes:
-    """The IDAT zlib stream of `flat` (H x W*bpp bytes), filtered and deflated in row slices
-    of about SLICE_BYTES on the thread pool (OpenCV, numpy and zlib release the GIL; small
-    slices also bound the filter's temporary memory)."""
+def _zlib_stream(flat: np.ndarray, level: int) -> bytes:
+    """The IDAT zlib stream of `flat` (H x row bytes), filtered and deflated in row slices of
+    about SLICE_BYTES on the thread pool (numpy and zlib release the GIL; small slices also
+    bound the filter's temporary memory)."""
     height, row_bytes = flat.shape[0], flat.shape[1] + 1
     rows_per_slice = max(1, SLICE_BYTES // row_bytes)
     bounds = list(range(0, height, rows_per_slice)) + [height]
     jobs = [(bounds[i], bounds[i + 1], i == len(bounds) - 2) for i in range(len(bounds) - 1)]
     if len(jobs) == 1 or _WORKERS == 1:
-        parts = [_deflate_slice(flat, a, b, bpp, level, last) for a, b, last in jobs]
+        parts = [_deflate_slice(flat, a, b, level, last) for a, b, last in jobs]
     else:
         parts = list(
-            _executor().map(
-                lambda job: _deflate_slice(flat, job[0], job[1], bpp, level, job[2]), jobs
-            )
+            _executor().map(lambda job: _deflate_slice(flat, job[0], job[1], level, job[2]), jobs)
         )
     adler = 1
     for _body, part_adler, length in parts:
@@ -143,7 +126,7 @@ def png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     pixels = np.ascontiguousarray(pixels)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[channels], 0, 0, 0)
     flat = pixels.reshape(height, -1)
-    idat = _zlib_stream(flat, channels, level)
+    idat = _zlib_stream(flat, level)
     return b"".join(
         (_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
     )
