@@ -31,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PHOTOS = OUT / "photos"
-REMBG_PYTHON = ROOT / "bench" / ".venv-rembg" / "bin" / "python"
+REMBG_PYTHON = Path(
+    os.environ.get("REMBG_PYTHON", ROOT / "bench" / ".venv-rembg" / "bin" / "python")
+)
 MODELS_DIR = Path(os.environ.get("CUTOUT_DATA_DIR", ROOT / "var")) / "models"
 SIZES_MP = {1: (1224, 816), 4: (2448, 1632), 12: (4242, 2828), 32: (6924, 4616)}
 
@@ -110,9 +112,9 @@ class CutoutWorker:
     def sizes(self, paths: list[str]) -> list[dict]:
         out = []
         for path in paths:
-            data = Path(path).read_bytes()
-            delta = self.remover.remove(data, self.options(output_format="delta_png"))
-            png = self.remover.remove(data, self.options(output_format="png"))
+            cutout = self.remover.analyse(Path(path).read_bytes(), self.options())
+            delta = self.remover.render(cutout, self.options(output_format="delta_png"))
+            png = self.remover.render(cutout, self.options(output_format="png"))
             out.append({"delta_png": len(delta.body), "png": len(png.body)})
         return out
 
