@@ -1,0 +1,53 @@
+"""removal/engines.py: one engine per process, built lazily from settings, clear errors."""
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from removal import engines
+from removal.engine.local import LocalRemover
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_get_remover_gives_every_thread_the_same_engine(engine):
+    seen = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(engines.get_remover())) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and all(remover is engine for remover in seen)
+    assert isinstance(engine, LocalRemover) and engine.spec.name == "u2netp"
+
+
+def test_a_missing_model_is_a_clear_error_when_the_engine_is_built(settings, tmp_path):
+    settings.CUTOUT_MODELS_DIR = tmp_path
+    with pytest.raises(engines.EngineUnavailableError, match="install_model u2netp"):
+        engines.build_remover()
+
+
+def test_an_unknown_model_is_a_clear_error(settings):
+    settings.CUTOUT_MODEL = "u3net"
+    with pytest.raises(engines.EngineUnavailableError, match="unknown model 'u3net'"):
+        engines.build_remover()
+
+
+def test_management_commands_run_without_any_model(tmp_path):
+    env = {
+        **os.environ,
+        "CUTOUT_DATA_DIR": str(tmp_path),  # an empty data folder: no models at all
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "CUTOUT_MODEL": "u2net",
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
