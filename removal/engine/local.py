@@ -111,9 +111,11 @@ class LocalRemover:
             prob = regions.segment(rgb, input_alpha, options.regions, size, self._predict_map)
             t1 = t2 = time.perf_counter()
         else:
-            tensor = self.segmenter.preprocess(rgb, input_alpha)
+            # Preprocessing is inside refine.predict (one or two framings), so it counts as
+            # inference here.
             t1 = time.perf_counter()
-            prob_lowres = self.segmenter.run(tensor)
+            size = self.spec.input_size
+            prob_lowres = refine.predict(self.segmenter.predict, rgb, input_alpha, size)
             t2 = time.perf_counter()
             prob = refine.upsample(prob_lowres, rgb)
         alpha = segment.to_alpha(prob, raw=options.raw)
@@ -125,7 +127,8 @@ class LocalRemover:
 
     def _predict_map(self, rgb: np.ndarray, input_alpha: np.ndarray | None) -> np.ndarray:
         """The model's map for one crop, at the crop's size (for regions.segment)."""
-        return refine.upsample(self.segmenter.predict(rgb, input_alpha), rgb)
+        size = self.spec.input_size
+        return refine.upsample(refine.predict(self.segmenter.predict, rgb, input_alpha, size), rgb)
 
     def render(self, cutout: Cutout, options: RemovalOptions) -> RemovalResult:
         return render.render(cutout, options)

@@ -1,10 +1,94 @@
-"""From the model's low-resolution probability map to a map at processing size.
+"""From the photo to the model's probability map, at the model's resolution and at full size.
 
-`upsample()` is the seam where edge-aware refinement goes; today it is a plain bilinear resize.
+Framing. A U²-Net map depends on how the photo is fitted into the model's square input, and
+the two obvious fittings fail differently:
+
+- stretched to the square (how U²-Net was trained): the subject keeps the most pixels, but a
+  subject that spans the frame touches its borders, and salient-object models learn that
+  what touches the border is background, so they drop it (a gull across a beach, a row of
+  tulips, a cat's face filling a close-up);
+- letterboxed (aspect ratio kept, the free band filled with the photo's mean colour): nothing
+  touches the border any more and shapes are not distorted, but a thin subject gets fewer
+  pixels and the uniform bands change the scene, so it sometimes loses a small subject that
+  the stretched view finds (a rocket between launch towers).
+
+Both views are errors of omission, so `predict()` keeps, per pixel, the larger probability
+of the two (their union). On the dev set this was better than either view on both halves of
+it, and it fixed the failures of each view on skimage's photos (docs/BENCHMARKS.md, Quality).
+A square photo has one fitting only and costs one inference.
+
+`upsample()` takes the low-resolution map to the processing size. Edge-aware (guided)
+upsampling was measured and lost (see docs/BENCHMARKS.md), so it is a plain resize.
 """
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
+
+# predict(rgb, alpha or None) -> the model's SxS float32 map for an image it resizes to SxS.
+SquarePredict = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+
+# Below this difference between width and height (relative), letterboxing would move the
+# photo's edges by under 2 % of the frame: the second view would repeat the first.
+SQUARE_TOLERANCE = 0.02
+
+
+def letterbox(
+    rgb: np.ndarray, alpha: np.ndarray | None, size: int
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int, int, int]]:
+    """`rgb` (and `alpha`) fitted inside a `size` square, aspect ratio kept, centred.
+
+    The free band is the photo's mean colour (opaque); returns the square image, its alpha
+    (None without input alpha) and the photo's place in it as (top, left, height, width).
+    """
+    height, width = rgb.shape[:2]
+    scale = size / max(height, width)
+    inner_w = min(size, max(1, round(width * scale)))
+    inner_h = min(size, max(1, round(height * scale)))
+    small = cv2.resize(rgb, (inner_w, inner_h), interpolation=cv2.INTER_AREA)
+    top, left = (size - inner_h) // 2, (size - inner_w) // 2
+    mean = small.reshape(-1, 3).mean(axis=0)
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = np.round(mean).astype(np.uint8)
+    canvas[top : top + inner_h, left : left + inner_w] = small
+    canvas_alpha = None
+    if alpha is not None:
+        canvas_alpha = np.full((size, size), 255, np.uint8)
+        canvas_alpha[top : top + inner_h, left : left + inner_w] = cv2.resize(
+            alpha, (inner_w, inner_h), interpolation=cv2.INTER_AREA
+        )
+    return canvas, canvas_alpha, (top, left, inner_h, inner_w)
+
+
+def is_square(rgb: np.ndarray) -> bool:
+    height, width = rgb.shape[:2]
+    return abs(width - height) <= SQUARE_TOLERANCE * max(width, height)
+
+
+def predict(
+    predict_square: SquarePredict, rgb: np.ndarray, alpha: np.ndarray | None, size: int
+) -> np.ndarray:
+    """The union of the stretched and the letterboxed views' maps (see the module's doc).
+
+    `size` is the model's input side. Returns a float32 SxS map in [0, 1] in the stretched
+    frame (the whole photo resized to S x S), ready for `upsample()`. One inference for a
+    (nearly) square photo, two otherwise.
+    """
+    stretched = np.asarray(predict_square(rgb, alpha), dtype=np.float32)
+    if is_square(rgb):
+        return stretched
+    canvas, canvas_alpha, (top, left, inner_h, inner_w) = letterbox(rgb, alpha, size)
+    boxed = np.asarray(predict_square(canvas, canvas_alpha), dtype=np.float32)
+    map_h, map_w = stretched.shape
+    # The letterboxed map is on the model's grid; its photo region, back in the stretched frame.
+    sy, sx = boxed.shape[0] / size, boxed.shape[1] / size
+    region = boxed[
+        round(top * sy) : round((top + inner_h) * sy),
+        round(left * sx) : round((left + inner_w) * sx),
+    ]
+    region = cv2.resize(region, (map_w, map_h), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(stretched, region)
 
 
 def upsample(prob_lowres: np.ndarray, rgb: np.ndarray) -> np.ndarray:

