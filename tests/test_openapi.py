@@ -122,3 +122,16 @@ def localised(case, host) -> None:
 def test_the_api_keeps_the_promises_of_its_schema(case, alice_key, fuzz_image_host):
     localised(case, fuzz_image_host)
     case.call_and_validate(headers={"Authorization": basic(*alice_key)}, checks=CHECKS)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_docs_page_renders_offline_from_the_projects_own_files(live_server, page):
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{live_server.url}/api/docs/")
+    page.locator(".opblock").first.wait_for(timeout=30_000)
+    assert page.locator(".opblock").count() == 2
+    assert page.get_by_text("/api/v2/remove-background", exact=True).count() == 1
+    outside = [url for url in requested if not url.startswith((live_server.url, "data:"))]
+    assert outside == []
