@@ -29,6 +29,11 @@ def custom_models() -> dict[str, registry.ModelSpec]:
         return {}
     name = getattr(settings, "CUTOUT_MODEL", "custom")
     normalisation = getattr(settings, "CUTOUT_CUSTOM_MODEL_NORMALISATION", "imagenet")
+    if normalisation not in registry.NORMALISATIONS:
+        known = ", ".join(registry.NORMALISATIONS)
+        raise EngineUnavailableError(
+            f"CUTOUT_CUSTOM_MODEL_NORMALISATION must be one of {known}, not {normalisation!r}"
+        )
     mean, std, divide_by_max = registry.NORMALISATIONS[normalisation]
     spec = registry.custom_spec(
         name,

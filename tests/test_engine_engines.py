@@ -10,6 +10,7 @@ import pytest
 
 from removal import engines
 from removal.engine.local import LocalRemover
+from removal.engine.types import RemovalOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,3 +52,21 @@ def test_management_commands_run_without_any_model(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_a_custom_onnx_model_is_a_setting_away(settings, tmp_path, chelsea_jpeg):
+    source = Path(settings.CUTOUT_MODELS_DIR) / "u2netp.onnx"
+    (tmp_path / "my-model.onnx").write_bytes(source.read_bytes())
+    settings.CUTOUT_MODELS_DIR = tmp_path
+    settings.CUTOUT_MODEL = "mine"
+    settings.CUTOUT_CUSTOM_MODEL_FILE = "my-model.onnx"
+    settings.CUTOUT_CUSTOM_MODEL_INPUT_SIZE = 320
+    settings.CUTOUT_CUSTOM_MODEL_NORMALISATION = "u2net"
+    remover = engines.build_remover()
+    assert remover.spec.name == "mine" and remover.spec.sha256 is None
+    assert remover.spec.input_size == 320 and remover.spec.divide_by_max
+    result = remover.remove(chelsea_jpeg, RemovalOptions(output_format="mask"))
+    assert result.result_foreground.width > 100
+    settings.CUTOUT_CUSTOM_MODEL_NORMALISATION = "zscore"
+    with pytest.raises(engines.EngineUnavailableError, match="NORMALISATION"):
+        engines.build_remover()

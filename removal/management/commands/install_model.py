@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from removal import engines
 from removal.engine import install, registry
 
 
@@ -16,8 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, wheel: str | None, **options):
         try:
-            spec = registry.get_spec(name, getattr(settings, "CUTOUT_CUSTOM_MODELS", None))
-        except registry.UnknownModelError as exc:
+            spec = registry.get_spec(name, engines.custom_models())
+        except (registry.UnknownModelError, engines.EngineUnavailableError) as exc:
             raise CommandError(str(exc)) from None
         models_dir = settings.CUTOUT_MODELS_DIR
         if spec.package is None and not spec.path(models_dir).is_file():
