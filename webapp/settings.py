@@ -184,12 +184,6 @@ CUTOUT_INFERENCE_THREADS = env_int("CUTOUT_INFERENCE_THREADS", 2)
 CUTOUT_CUSTOM_MODEL_FILE = env_str("CUTOUT_CUSTOM_MODEL_FILE")
 CUTOUT_CUSTOM_MODEL_INPUT_SIZE = env_int("CUTOUT_CUSTOM_MODEL_INPUT_SIZE", 1024)
 CUTOUT_CUSTOM_MODEL_NORMALISATION = env_str("CUTOUT_CUSTOM_MODEL_NORMALISATION", "imagenet")
-# An operator's own ONNX weights (e.g. ISNet or BiRefNet) in the models folder, used when
-# CUTOUT_MODEL names no built-in model: input side in pixels and the preprocessing
-# (`u2net`: /max then ImageNet mean/std; `imagenet`: /255 then ImageNet; `half`: /255 - 0.5).
-CUTOUT_CUSTOM_MODEL_FILE = env_str("CUTOUT_CUSTOM_MODEL_FILE")
-CUTOUT_CUSTOM_MODEL_INPUT_SIZE = env_int("CUTOUT_CUSTOM_MODEL_INPUT_SIZE", 1024)
-CUTOUT_CUSTOM_MODEL_NORMALISATION = env_str("CUTOUT_CUSTOM_MODEL_NORMALISATION", "imagenet")
 CUTOUT_MAX_UPLOAD_MB = env_int("CUTOUT_MAX_UPLOAD_MB", 50)
 # Django's own limits are raised to the API's cap so that the API, not Django, answers oversize.
 DATA_UPLOAD_MAX_MEMORY_SIZE = CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
