@@ -14,7 +14,9 @@ import pytest
 import schemathesis
 import yaml
 from django.contrib.staticfiles import finders
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import (
@@ -92,6 +94,18 @@ def test_the_docs_page_loads_its_assets_from_the_project_not_a_cdn(client):
 
 
 @pytest.fixture
+def in_test_transaction():
+    """Schemathesis calls the WSGI app directly, which fires Django's request signals: their
+    close_old_connections would close the test's connection (and its transaction) on
+    PostgreSQL. Django's own test client unhooks it the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
 def fuzz_image_host(image_host, settings):
     """Every fuzzed image.url goes to this local host, which serves a real photo."""
     settings.CUTOUT_ALLOW_LOOPBACK_URLS = True
@@ -119,7 +133,9 @@ def localised(case, host) -> None:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_the_api_keeps_the_promises_of_its_schema(case, alice_key, fuzz_image_host):
+def test_the_api_keeps_the_promises_of_its_schema(
+    case, alice_key, fuzz_image_host, in_test_transaction
+):
     localised(case, fuzz_image_host)
     case.call_and_validate(headers={"Authorization": basic(*alice_key)}, checks=CHECKS)
 
