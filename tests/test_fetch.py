@@ -6,6 +6,11 @@ the address it vetted), so no test needs outside DNS.
 """
 
 import ipaddress
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
 import time
 
 import pytest
@@ -259,3 +264,48 @@ def test_allowing_loopback_allows_loopback_only():
 )
 def test_image_magic_accepts_the_formats_the_engine_reads(data):
     check_image_bytes(data)
+
+
+@pytest.fixture
+def tls_host(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for images.example.com;
+    it records the server name (SNI) each handshake asked for."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=images.example.com", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve_one() -> None:
+        try:
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True):
+                pass
+        except (OSError, ssl.SSLError):
+            pass  # the client refuses our self-signed certificate, as it should
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], names
+    thread.join(10)
+    listener.close()
+
+
+def test_https_goes_to_the_vetted_address_with_the_host_name_for_sni_and_checks(tls_host):
+    port, names = tls_host
+    resolver = table_resolver({"images.example.com": ["127.0.0.1"]})
+    url = f"https://images.example.com:{port}/image.png"
+    error = fetch_error(url, allow_loopback=True, resolver=resolver)
+    # Connected to 127.0.0.1, asked for the name in the URL, and refused the untrusted cert.
+    assert names == ["images.example.com"]
+    assert error.code == 3004
