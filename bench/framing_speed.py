@@ -22,7 +22,7 @@ from skimage import data
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from removal.engine import refine  # noqa: E402
+from removal.engine import refine, registry  # noqa: E402
 from removal.engine.local import LocalRemover  # noqa: E402
 from removal.engine.types import RemovalOptions  # noqa: E402
 
@@ -43,7 +43,13 @@ def main() -> None:
     parser.add_argument("--models-dir", default=str(ROOT / "var" / "models"))
     args = parser.parse_args()
 
-    engine = LocalRemover.from_name(args.model, args.models_dir, threads=2)
+    custom = None
+    if args.model not in registry.MODELS:  # e.g. u2net-int8 from bench/quantize_u2net.py
+        spec = registry.custom_spec(
+            args.model, f"{args.model}.onnx", input_size=320, divide_by_max=True
+        )
+        custom = {args.model: spec}
+    engine = LocalRemover.from_name(args.model, args.models_dir, threads=2, custom=custom)
     segmenter, size = engine.segmenter, engine.spec.input_size
     source = data.rocket()
     print("| model | MP | one view (stretched) | two views (refine.predict) | added | analyse() |")
