@@ -62,6 +62,11 @@ class LocalRemover:
         return decode.probe(data)
 
     def analyse(self, data: bytes, options: RemovalOptions) -> Cutout:
+        """Decode, scale to `options.max_pixels`, segment. Raises RemovalError on bad input.
+
+        `Cutout.extra` holds `timings` (seconds per stage) and, when `max_pixels` scaled the
+        image down, `full_rgb` and `full_input_alpha` (the oriented input at full size, for
+        the Delta PNG)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         decoded = decode.decode(data)
