@@ -12,7 +12,6 @@ waits scaled down to milliseconds.
 
 import base64
 import email
-import io
 import json
 import socket
 import struct
@@ -24,18 +23,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from PIL import Image
 
 from removal.upstream import UpstreamClient
+from tests.support_http import png_bytes
 
 API_ID = "pxxbbzb96n2w8am"
 API_SECRET = "upstream-secret-0123456789abcdef"
-
-
-def png_bytes(size: tuple[int, int] = (16, 12)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGBA", size, (30, 120, 200, 255)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @dataclass
