@@ -45,11 +45,11 @@ errorlog = "-"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def post_worker_init(worker) -> None:
+def post_worker_init(worker: object) -> None:
     """Load and warm the engine before this worker takes traffic."""
-    from removal import engines
+    from removal import active_engine
 
-    engines.get_remover()
+    active_engine.get_remover()
     worker.log.info(
         "worker %s: engine loaded and warm (%s inference thread(s))", worker.pid, _threads
     )

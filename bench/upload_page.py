@@ -55,7 +55,7 @@ def main() -> None:
     from skimage import data as skdata
 
     from billing import ledger
-    from removal import engines
+    from removal import active_engine
     from removal.engine.types import RemovalOptions
     from webapp.models import User
 
@@ -68,7 +68,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = User.objects.create_user("bench@example.com", "bench-password-0123456789")
     ledger.grant(user, Decimal(10_000), "bench-grant")
-    remover = engines.get_remover()
+    remover = active_engine.get_remover()
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, *args) -> None:

@@ -9,8 +9,7 @@ import json
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-
-from rest_framework.renderers import JSONRenderer
+from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -33,7 +32,7 @@ def format_time(value: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def dumps(data) -> str:
+def dumps(data: Any) -> str:
     """JSON text in which every Decimal is written as a plain-decimal JSON number.
 
     `json` would write a float (`1.0`, `1e-06`) or refuse; so each Decimal becomes a unique
@@ -42,7 +41,7 @@ def dumps(data) -> str:
     token = secrets.token_hex(8)
     numbers: list[str] = []
 
-    def walk(item):
+    def walk(item: Any) -> Any:
         if isinstance(item, Decimal):
             numbers.append(format_credits(item))
             return f"{token}:{len(numbers) - 1}"
@@ -56,12 +55,3 @@ def dumps(data) -> str:
     for index, number in enumerate(numbers):
         text = text.replace(f'"{token}:{index}"', number, 1)
     return text
-
-
-class CreditsJSONRenderer(JSONRenderer):
-    """DRF's JSON renderer, with Decimals as plain-decimal numbers (see `dumps`)."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if data is None:
-            return b""
-        return dumps(data).encode("utf-8")

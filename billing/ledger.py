@@ -30,8 +30,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from billing.formatting import format_credits, format_time
@@ -54,7 +55,7 @@ class InsufficientCreditsError(CreditsError):
 
     code = 4020
 
-    def __init__(self, needed: Decimal, available: Decimal, message: str | None = None):
+    def __init__(self, needed: Decimal, available: Decimal, message: str | None = None) -> None:
         self.needed = needed
         self.available = available
         super().__init__(
@@ -70,7 +71,7 @@ class CreditsLapsedError(InsufficientCreditsError):
 
     code = 4021
 
-    def __init__(self, needed: Decimal, use_before: datetime):
+    def __init__(self, needed: Decimal, use_before: datetime) -> None:
         self.use_before = use_before
         super().__init__(
             needed,
@@ -104,7 +105,7 @@ def _check_amount(amount: Decimal | int | str, *, allow_zero: bool = False) -> D
     return value
 
 
-def _locked_account(user) -> CreditAccount:
+def _locked_account(user: AbstractBaseUser) -> CreditAccount:
     """The user's account row, created on first use, locked until the transaction ends."""
     try:
         return CreditAccount.objects.select_for_update().get(user=user)
@@ -193,7 +194,12 @@ def _extend_validity(
 
 
 def reserve(
-    user, amount: Decimal, reference: str, *, kind: str = Kind.CHARGE, cause: str = ""
+    user: AbstractBaseUser,
+    amount: Decimal,
+    reference: str,
+    *,
+    kind: str = Kind.CHARGE,
+    cause: str = "",
 ) -> Reservation:
     """Hold `amount` (> 0) credits for the request identified by `reference` (unique).
 
@@ -308,7 +314,7 @@ def release(reservation: Reservation) -> bool:
     return True
 
 
-def stale_reservations(older_than: timedelta):
+def stale_reservations(older_than: timedelta) -> QuerySet[Reservation]:
     """Reservations still held after `older_than`: their requests died between reserve and
     settle (a crash, a killed worker)."""
     cutoff = timezone.now() - older_than
@@ -331,7 +337,7 @@ def release_stale(older_than: timedelta) -> list[Reservation]:
 
 
 def grant(
-    user,
+    user: AbstractBaseUser,
     amount: Decimal,
     reference: str,
     pack: CreditPack | None = None,
@@ -359,7 +365,7 @@ def grant(
 
 
 def purchase(
-    user,
+    user: AbstractBaseUser,
     pack: CreditPack,
     *,
     session_id: str,
@@ -458,7 +464,7 @@ def refund(
     return entry
 
 
-def _account_for_reading(user) -> CreditAccount | None:
+def _account_for_reading(user: AbstractBaseUser) -> CreditAccount | None:
     """The account as it is now; a lapse is applied (under the row lock) before reading."""
     account = CreditAccount.objects.filter(user=user).select_related("pack").first()
     if account is None:
@@ -471,14 +477,14 @@ def _account_for_reading(user) -> CreditAccount | None:
     return account
 
 
-def balance(user) -> Decimal:
+def balance(user: AbstractBaseUser) -> Decimal:
     """The ledger balance (the sum of the entries), after any lazy expiry. Includes credits
     held for requests in progress; `account_summary(user).credits` excludes them."""
     account = _account_for_reading(user)
     return account.balance if account else Decimal(0)
 
 
-def account_summary(user) -> AccountSummary:
+def account_summary(user: AbstractBaseUser) -> AccountSummary:
     """The account as GET /api/v2/account reports it: `state` is "active" while the pack is
     valid (`useBefore` in the future) and credits remain, else "dormant"."""
     account = _account_for_reading(user)
@@ -498,7 +504,7 @@ def account_summary(user) -> AccountSummary:
     )
 
 
-def entries(user):
+def entries(user: AbstractBaseUser) -> QuerySet[LedgerEntry]:
     """The user's ledger, newest first."""
     return LedgerEntry.objects.filter(account__user=user).select_related("pack")
 

@@ -5,7 +5,6 @@ from billing import views
 app_name = "billing"
 
 urlpatterns = [
-    path("api/v2/account", views.AccountView.as_view(), name="account_api"),
     path("pricing/", views.pricing, name="pricing"),
     path("pricing/<int:pack_id>/buy/", views.buy, name="buy"),
     path("account/credits/", views.credits, name="credits"),

@@ -9,34 +9,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from billing import ledger, payments
-from billing.formatting import CreditsJSONRenderer, format_credits, format_time
+from billing.formatting import format_credits, format_time
 from billing.models import CreditPack
 
 logger = logging.getLogger(__name__)
 
 ENTRIES_PER_PAGE = 25
-
-
-class AccountView(APIView):
-    """GET /api/v2/account: Pixian's account summary for the authenticated API key's owner."""
-
-    error_format = "pixian"
-    renderer_classes = [CreditsJSONRenderer]
-
-    def get(self, request):
-        summary = ledger.account_summary(request.user)
-        return Response(
-            {
-                "creditPack": summary.credit_pack,
-                "state": summary.state,
-                "useBefore": format_time(summary.use_before),
-                "credits": summary.credits,
-            }
-        )
 
 
 def pricing(request: HttpRequest) -> HttpResponse:

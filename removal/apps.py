@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class RemovalConfig(AppConfig):
     name = "removal"
     verbose_name = "Background removal"
+
+    def ready(self) -> None:
+        # The project's wire formats, registered in this one place; another app registers its
+        # own from its ready() the same way (removal/api/formats.py).
+        from removal.api import formats
+        from removal.api.pixian.format import FORMAT as PIXIAN
+
+        formats.register(PIXIAN)

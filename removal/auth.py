@@ -7,13 +7,16 @@ attempt from that address gets a 429 until the window closes.
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 
-from removal import keys
+from removal import errors, keys, limits
 from removal.errors import RemovalError
-from webapp import ratelimit
+from removal.models import ApiKey
 
 FAILURE_WINDOW_S = 60
 
@@ -22,29 +25,33 @@ def split_pair(pair: str) -> tuple[str, str]:
     """Split 'ID:SECRET'; raises 4001 for a malformed pair."""
     key_id, sep, secret = pair.partition(":")
     if not sep or not key_id or not secret:
-        raise RemovalError(4001, "Credentials must be an API id and a secret separated by ':'.")
+        raise RemovalError(
+            errors.NO_CREDENTIALS, "Credentials must be an API id and a secret separated by ':'."
+        )
     return key_id, secret
 
 
-def verify_pair(request, parse) -> tuple:
+def verify_pair(
+    request: Request, parse: Callable[[], tuple[str, str]]
+) -> tuple[AbstractBaseUser, ApiKey]:
     """Run `parse()` -> (id, secret) and verify it; returns DRF's (user, key).
 
     Every failure inside is counted against the caller's address.
     """
-    key = f"apiauth:{ratelimit.client_address(request.META)}"
-    if ratelimit.count(key, FAILURE_WINDOW_S) >= settings.CUTOUT_API_AUTH_FAILURE_LIMIT:
+    key = f"apiauth:{limits.client_address(request.META)}"
+    if limits.count(key, FAILURE_WINDOW_S) >= settings.CUTOUT_API_AUTH_FAILURE_LIMIT:
         raise RemovalError(
-            4290,
+            errors.RATE_LIMITED,
             "Too many failed authentications from your address; retry later.",
-            retry_after=ratelimit.retry_after(FAILURE_WINDOW_S),
+            retry_after=limits.retry_after(FAILURE_WINDOW_S),
         )
     try:
         key_id, secret = parse()
         api_key = keys.verify(key_id, secret)
         if api_key is None:
-            raise RemovalError(4002)
+            raise RemovalError(errors.BAD_CREDENTIALS)
     except RemovalError:
-        ratelimit.hit(key, FAILURE_WINDOW_S)
+        limits.hit(key, FAILURE_WINDOW_S)
         raise
     return api_key.user, api_key
 
@@ -53,13 +60,14 @@ def _parse_basic(header: str) -> tuple[str, str]:
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic" or not encoded.strip():
         raise RemovalError(
-            4001, "The Authorization header must be HTTP Basic: 'Basic base64(id:secret)'."
+            errors.NO_CREDENTIALS,
+            "The Authorization header must be HTTP Basic: 'Basic base64(id:secret)'.",
         )
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise RemovalError(
-            4001, "The Basic credentials are not valid base64 of 'id:secret'."
+            errors.NO_CREDENTIALS, "The Basic credentials are not valid base64 of 'id:secret'."
         ) from None
     return split_pair(decoded)
 
@@ -69,27 +77,29 @@ def _parse_x_api_key(raw: str) -> tuple[str, str]:
         # WSGI hands headers over as latin-1; anything outside ASCII is not one of our keys.
         value = raw.encode("latin-1").decode("ascii").strip()
     except (UnicodeEncodeError, UnicodeDecodeError):
-        raise RemovalError(4001, "X-Api-Key must be 'API_ID:API_SECRET' in ASCII.") from None
+        raise RemovalError(
+            errors.NO_CREDENTIALS, "X-Api-Key must be 'API_ID:API_SECRET' in ASCII."
+        ) from None
     return split_pair(value)
 
 
 class BasicApiKeyAuthentication(BaseAuthentication):
     """HTTP Basic with the API id as user name and the secret as password."""
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiKey] | None:
         header = request.META.get("HTTP_AUTHORIZATION")
         if header is None:
             return None
         return verify_pair(request, lambda: _parse_basic(header))
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="Cutout"'
 
 
 class HeaderApiKeyAuthentication(BaseAuthentication):
     """remove.bg's `X-Api-Key` header, holding 'ID:SECRET'."""
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiKey] | None:
         raw = request.META.get("HTTP_X_API_KEY")
         if raw is None:
             return None

@@ -1,8 +1,9 @@
 """Cutout's neutral error codes (no Django here: the engine raises these too).
 
-The table below is the only place where a code gets its HTTP status and default
-message. Each wire format (Pixian, remove.bg, Baidu) renders a `RemovalError`
-through its own table in `removal/api/errors.py`. Never reuse a number.
+Each code is defined once below, as a named constant, with the status it has unless a wire
+format says otherwise and the message a human reads when the raiser gives none. Wire formats
+(`removal/api/`) render a `RemovalError` through their own tables, which are checked against
+this one when they are imported. Never reuse a number; an unknown number raises at once.
 """
 
 from dataclasses import dataclass
@@ -14,77 +15,113 @@ class ErrorSpec:
     message: str
 
 
-ERRORS: dict[int, ErrorSpec] = {
-    1001: ErrorSpec(400, "No image given: send one of image, image.base64 or image.url."),
-    1002: ErrorSpec(400, "Send only one of image, image.base64 and image.url."),
-    1003: ErrorSpec(400, "image.base64 is not valid base64 or exceeds 1 MB."),
-    1004: ErrorSpec(413, "The request body is larger than the upload limit."),
-    1005: ErrorSpec(400, "The supplied image is empty."),
-    1006: ErrorSpec(400, "Failed to read the supplied image."),
-    1007: ErrorSpec(400, "Unsupported image format: use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."),
-    1008: ErrorSpec(400, "The image has more than 32,000,000 pixels."),
-    1009: ErrorSpec(400, "The image is too small to process."),
-    1010: ErrorSpec(400, "The request body could not be parsed."),
-    1011: ErrorSpec(400, "Idempotency-Key must be 1 to 255 printable ASCII characters."),
-    # Reseller mode: the upstream refused the request for a cause with no code of ours; the
-    # upstream's own message replaces this one (removal/upstream.py).
-    1099: ErrorSpec(400, "The upstream service refused the request."),
-    # 2001-2099: one code per option; see removal/params.py for which is which.
-    2000: ErrorSpec(400, "Invalid parameter value."),
-    2001: ErrorSpec(400, "test must be true or false (or 1 or 0)."),
-    2002: ErrorSpec(400, "max_pixels must be an integer from 100 to 25,000,000."),
-    2003: ErrorSpec(400, "background.color must be a colour #RRGGBB in hex."),
-    2004: ErrorSpec(400, "result.crop_to_foreground must be true or false (or 1 or 0)."),
-    2005: ErrorSpec(400, "result.margin must be 1 to 4 lengths like 10px or 5.5%."),
-    2006: ErrorSpec(400, "result.target_size must be 'width height' in pixels."),
-    2007: ErrorSpec(400, "result.vertical_alignment must be top, middle or bottom."),
-    2008: ErrorSpec(400, "output.format must be auto, png, jpeg or delta_png."),
-    2009: ErrorSpec(400, "output.jpeg_quality must be an integer from 1 to 100."),
-    # Values that are wrong only for this image, raised by the engine (removal/engine/).
-    2090: ErrorSpec(400, "A region (roi / control box) lies outside the image."),
-    2091: ErrorSpec(400, "A region (roi / control box) is empty."),
-    2092: ErrorSpec(400, "Failed to read the background image."),
-    3001: ErrorSpec(400, "image.url: only http and https URLs are allowed."),
-    3002: ErrorSpec(
-        400, "image.url: the host resolves to a private, loopback or reserved address."
-    ),
-    3003: ErrorSpec(400, "image.url: too many redirects."),
-    3004: ErrorSpec(400, "image.url: the download failed or timed out."),
-    3005: ErrorSpec(400, "image.url: the download is too large."),
-    4001: ErrorSpec(401, "Missing or malformed credentials."),
-    4002: ErrorSpec(401, "Unknown or revoked API id, or wrong secret."),
-    4020: ErrorSpec(402, "Not enough credits."),
-    4021: ErrorSpec(402, "Your credits have lapsed (useBefore has passed)."),
-    4030: ErrorSpec(403, "You may not do this."),
-    4040: ErrorSpec(404, "Not found."),
-    4050: ErrorSpec(405, "Method not allowed."),
-    4090: ErrorSpec(409, "A request with this Idempotency-Key is still in progress; retry later."),
-    4150: ErrorSpec(415, "Unsupported content type."),
-    4290: ErrorSpec(429, "Rate or concurrency limit reached; retry later."),
-    5000: ErrorSpec(500, "Internal error."),
-    5020: ErrorSpec(502, "The upstream service failed."),
-    5030: ErrorSpec(503, "The upstream service is unavailable."),
-    5040: ErrorSpec(504, "The upstream service timed out."),
-}
+ERRORS: dict[int, ErrorSpec] = {}
+
+
+def define(code: int, status: int, message: str) -> int:
+    """Add one row to the table and return its number (for the named constant)."""
+    if code in ERRORS:
+        raise ValueError(f"error code {code} is defined twice")
+    ERRORS[code] = ErrorSpec(status, message)
+    return code
+
+
+# 1xxx: the request or its image.
+NO_IMAGE = define(1001, 400, "No image given: send one of image, image.base64 or image.url.")
+SEVERAL_IMAGES = define(1002, 400, "Send only one of image, image.base64 and image.url.")
+BAD_BASE64 = define(1003, 400, "image.base64 is not valid base64 or exceeds 1 MB.")
+BODY_TOO_LARGE = define(1004, 413, "The request body is larger than the upload limit.")
+EMPTY_IMAGE = define(1005, 400, "The supplied image is empty.")
+UNREADABLE_IMAGE = define(1006, 400, "Failed to read the supplied image.")
+UNSUPPORTED_FORMAT = define(
+    1007, 400, "Unsupported image format: use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."
+)
+TOO_MANY_PIXELS = define(1008, 400, "The image has more than 32,000,000 pixels.")
+TOO_SMALL = define(1009, 400, "The image is too small to process.")
+UNPARSABLE_BODY = define(1010, 400, "The request body could not be parsed.")
+BAD_IDEMPOTENCY_KEY = define(
+    1011, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters."
+)
+# Reseller mode: the upstream refused the request for a cause with no code of ours; the
+# upstream's own message replaces this one (removal/upstream/).
+UPSTREAM_REFUSED = define(1099, 400, "The upstream service refused the request.")
+
+# 2001-2089: one code per option (the wire formats' option parsers say which is which).
+BAD_OPTION = define(2000, 400, "Invalid parameter value.")
+BAD_TEST = define(2001, 400, "test must be true or false (or 1 or 0).")
+BAD_MAX_PIXELS = define(2002, 400, "max_pixels must be an integer from 100 to 25,000,000.")
+BAD_BACKGROUND_COLOR = define(2003, 400, "background.color must be a colour #RRGGBB in hex.")
+BAD_CROP_TO_FOREGROUND = define(
+    2004, 400, "result.crop_to_foreground must be true or false (or 1 or 0)."
+)
+BAD_MARGIN = define(2005, 400, "result.margin must be 1 to 4 lengths like 10px or 5.5%.")
+BAD_TARGET_SIZE = define(2006, 400, "result.target_size must be 'width height' in pixels.")
+BAD_VERTICAL_ALIGNMENT = define(
+    2007, 400, "result.vertical_alignment must be top, middle or bottom."
+)
+BAD_OUTPUT_FORMAT = define(2008, 400, "output.format must be auto, png, jpeg or delta_png.")
+BAD_JPEG_QUALITY = define(2009, 400, "output.jpeg_quality must be an integer from 1 to 100.")
+# 2090-2099: values that are wrong only for this image, raised by the engine.
+REGION_OUTSIDE = define(2090, 400, "A region (roi / control box) lies outside the image.")
+REGION_EMPTY = define(2091, 400, "A region (roi / control box) is empty.")
+BAD_BACKGROUND_IMAGE = define(2092, 400, "Failed to read the background image.")
+
+# 3001-3005: fetching image.url (removal/fetch.py; other URL fields pass their own codes).
+URL_SCHEME = define(3001, 400, "image.url: only http and https URLs are allowed.")
+URL_ADDRESS = define(
+    3002, 400, "image.url: the host resolves to a private, loopback or reserved address."
+)
+URL_REDIRECTS = define(3003, 400, "image.url: too many redirects.")
+URL_FAILED = define(3004, 400, "image.url: the download failed or timed out.")
+URL_TOO_LARGE = define(3005, 400, "image.url: the download is too large.")
+
+# 4xxx: credentials, credits, limits and HTTP-level refusals.
+NO_CREDENTIALS = define(4001, 401, "Missing or malformed credentials.")
+BAD_CREDENTIALS = define(4002, 401, "Unknown or revoked API id, or wrong secret.")
+NOT_ENOUGH_CREDITS = define(4020, 402, "Not enough credits.")
+CREDITS_LAPSED = define(4021, 402, "Your credits have lapsed (useBefore has passed).")
+FORBIDDEN = define(4030, 403, "You may not do this.")
+NOT_FOUND = define(4040, 404, "Not found.")
+METHOD_NOT_ALLOWED = define(4050, 405, "Method not allowed.")
+IDEMPOTENCY_IN_PROGRESS = define(
+    4090, 409, "A request with this Idempotency-Key is still in progress; retry later."
+)
+UNSUPPORTED_MEDIA_TYPE = define(4150, 415, "Unsupported content type.")
+RATE_LIMITED = define(4290, 429, "Rate or concurrency limit reached; retry later.")
+
+# 5xxx: Cutout's fault, or the upstream's.
+INTERNAL = define(5000, 500, "Internal error.")
+UPSTREAM_FAILED = define(5020, 502, "The upstream service failed.")
+UPSTREAM_UNAVAILABLE = define(5030, 503, "The upstream service is unavailable.")
+UPSTREAM_TIMEOUT = define(5040, 504, "The upstream service timed out.")
 
 
 def spec_for(code: int) -> ErrorSpec:
-    if code in ERRORS:
-        return ERRORS[code]
-    if 2001 <= code <= 2099:
-        return ERRORS[2000]
-    raise KeyError(f"unknown error code {code}")
+    """The table's row; KeyError for a code that is not in it."""
+    return ERRORS[code]
+
+
+def check_codes(table_name: str, codes: object) -> None:
+    """Refuse, at import, a wire format's table that names a code Cutout does not have."""
+    unknown = sorted(set(codes) - set(ERRORS))  # type: ignore[call-overload]
+    if unknown:
+        raise ValueError(f"{table_name} names unknown error codes {unknown}")
 
 
 class RemovalError(Exception):
     """A failure with a neutral code; `message` is for a human and names what to fix.
 
-    `retry_after` (seconds) is sent as `Retry-After` where the status allows a retry.
+    `status` is the table's; a wire format may answer another (remove.bg 403 for credentials,
+    Baidu's segment HTTP 200). `retry_after` (seconds) is sent as `Retry-After` where the
+    status allows a retry.
     """
 
-    def __init__(self, code: int, message: str | None = None, *, retry_after: int | None = None):
+    def __init__(
+        self, code: int, message: str | None = None, *, retry_after: int | None = None
+    ) -> None:
+        spec = spec_for(code)
         self.code = code
-        self.status = spec_for(code).status
-        self.message = message or spec_for(code).message
+        self.status = spec.status
+        self.message = message or spec.message
         self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")

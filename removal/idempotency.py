@@ -14,9 +14,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from removal import errors
 from removal.errors import RemovalError
 from removal.models import IdempotentRequest
 
@@ -42,11 +44,11 @@ def clean_key(raw: str) -> str:
     """The header's value, or 1011 if it is empty, too long or not printable ASCII."""
     key = raw.strip()
     if not 1 <= len(key) <= KEY_MAX_LENGTH or not all(" " <= c <= "~" for c in key):
-        raise RemovalError(1011)
+        raise RemovalError(errors.BAD_IDEMPOTENCY_KEY)
     return key
 
 
-def claim(user, endpoint: str, key: str) -> IdempotentRequest | StoredAnswer:
+def claim(user: AbstractBaseUser, endpoint: str, key: str) -> IdempotentRequest | StoredAnswer:
     """The pending row this request now owns, or the stored answer of an earlier one.
 
     Raises RemovalError 4090 while another request with the key is still running.
@@ -83,7 +85,7 @@ def claim(user, endpoint: str, key: str) -> IdempotentRequest | StoredAnswer:
                 existing.status, existing.content_type, existing.headers, bytes(existing.body)
             )
         break
-    raise RemovalError(4090, retry_after=RETRY_AFTER_S)
+    raise RemovalError(errors.IDEMPOTENCY_IN_PROGRESS, retry_after=RETRY_AFTER_S)
 
 
 def is_stored(status: int) -> bool:

@@ -7,6 +7,7 @@ import string
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from removal.models import ApiKey
@@ -36,7 +37,7 @@ def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_LENGTH)[:SECRET_LENGTH]
 
 
-def create_key(user, name: str = "default") -> tuple[ApiKey, str]:
+def create_key(user: AbstractBaseUser, name: str = "default") -> tuple[ApiKey, str]:
     """Create a key pair for `user`; the secret is returned once and never stored."""
     secret = new_secret()
     while True:

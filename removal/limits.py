@@ -4,7 +4,8 @@ Both are counted in the Django cache, so every worker process, and every host, t
 the cache (Redis when `REDIS_URL` is set) shares the limits. With the local-memory default they
 hold per process only.
 
-- Rate: a fixed one-minute window counter per account (`webapp.ratelimit`, atomic incr).
+- Rate: a fixed one-minute window counter per account (`hit`, an atomic incr); the same
+  counters throttle failed log-ins and failed API authentications per address.
 - Concurrency: `limit` numbered slot keys per account. A request takes a free slot with
   `cache.add` (atomic: Redis `SET NX`), gives it back when it ends, even by an exception, and
   every slot also carries a time-out longer than gunicorn's worker time-out, so a slot held
@@ -14,6 +15,7 @@ hold per process only.
 """
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +23,57 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.core.cache import cache
 
+from removal import errors
 from removal.errors import RemovalError
-from webapp import ratelimit
 
 RATE_WINDOW_S = 60
 # Longer than gunicorn's worker time-out (gunicorn.conf.py): a live request keeps its slot.
 SLOT_TTL_S = 300
 CONCURRENCY_RETRY_AFTER_S = 1
+
+
+# --- fixed-window counters --------------------------------------------------------------------
+
+
+def _window_key(key: str, window_s: int) -> tuple[str, int]:
+    now = int(time.time())
+    start = now - now % window_s
+    return f"rl:{key}:{start}", start + window_s - now
+
+
+def count(key: str, window_s: int) -> int:
+    """How many hits `key` has in the current window."""
+    cache_key, _ = _window_key(key, window_s)
+    return int(cache.get(cache_key, 0))
+
+
+def hit(key: str, window_s: int) -> int:
+    """Record one hit and return the window's new count (atomic on Redis and local memory)."""
+    cache_key, _ = _window_key(key, window_s)
+    cache.add(cache_key, 0, timeout=window_s + 1)
+    try:
+        return cache.incr(cache_key)
+    except ValueError:
+        # The key expired between add() and incr(): this hit opens a new window.
+        cache.set(cache_key, 1, timeout=window_s + 1)
+        return 1
+
+
+def retry_after(window_s: int) -> int:
+    """Seconds until the current window closes (at least 1)."""
+    return max(1, _window_key("", window_s)[1])
+
+
+def client_address(meta: dict) -> str:
+    """The caller's address; with CUTOUT_HTTPS the proxy's X-Forwarded-For is trusted."""
+    if settings.CUTOUT_HTTPS:
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()
+    return meta.get("REMOTE_ADDR", "") or "unknown"
+
+
+# --- the API's per-account limits -------------------------------------------------------------
 
 
 def check_rate(account: str, *, limit: int | None = None, window_s: int = RATE_WINDOW_S) -> None:
@@ -39,11 +85,11 @@ def check_rate(account: str, *, limit: int | None = None, window_s: int = RATE_W
         limit = settings.CUTOUT_RATE_LIMIT_PER_MINUTE
     if limit <= 0:
         return
-    if ratelimit.hit(f"api-rate:{account}", window_s) > limit:
+    if hit(f"api-rate:{account}", window_s) > limit:
         raise RemovalError(
-            4290,
+            errors.RATE_LIMITED,
             f"Rate limit reached: {limit} requests per {window_s} s; retry later.",
-            retry_after=ratelimit.retry_after(window_s),
+            retry_after=retry_after(window_s),
         )
 
 
@@ -66,7 +112,7 @@ def acquire_slot(account: str, limit: int, ttl_s: int = SLOT_TTL_S) -> tuple[str
         if cache.add(key, token, timeout=ttl_s):
             return key, token
     raise RemovalError(
-        4290,
+        errors.RATE_LIMITED,
         f"Concurrency limit reached: at most {limit} requests at a time; retry later.",
         retry_after=CONCURRENCY_RETRY_AFTER_S,
     )

@@ -1,54 +1,34 @@
-"""Request options and image inputs → the engine's `RemovalOptions` (one place for every rule).
+"""The rules for option values, shared by every wire format (one place for each rule).
 
-The Pixian-compatible API, the website and the remove.bg / Baidu translators all go through
-this module. The primitives (`parse_bool`, `parse_int`, `parse_choice`, `parse_color`,
-`parse_lengths`, `parse_margin`, `parse_size`, `parse_box_list`, `decode_base64`,
-`select_input`) take the wire name and the neutral error code of the parameter they parse,
-so each wire format keeps its own names and codes while sharing the rules.
+Each wire format's option parser (`removal/api/<format>/`) calls these primitives
+(`parse_bool`, `parse_int`, `parse_choice`, `parse_color`, `parse_lengths`, `parse_margin`,
+`parse_size`, `parse_box_list`, `check_margin_fits`) with its own parameter names and the
+neutral error codes of `removal/errors.py`, so each format keeps its names and codes while
+sharing the rules. The image inputs are `removal/inputs.py`'s.
 
 Values arrive as form strings, or as JSON scalars and lists (remove.bg and Baidu accept JSON);
 both are handled. A value that is empty or only whitespace counts as not given (web forms and
 some clients send every field), so the default applies. Unknown fields are ignored.
 """
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from PIL import ImageColor
 
-from removal.engine.types import Length, Margin, Rect, RemovalOptions
+from removal.engine.types import Length, Margin, Rect
 from removal.errors import RemovalError
 
-# Neutral codes of the Pixian options (2001-2099 are per-option codes; never reuse one).
-CODE_TEST = 2001
-CODE_MAX_PIXELS = 2002
-CODE_BACKGROUND_COLOR = 2003
-CODE_CROP_TO_FOREGROUND = 2004
-CODE_MARGIN = 2005
-CODE_TARGET_SIZE = 2006
-CODE_VERTICAL_ALIGNMENT = 2007
-CODE_OUTPUT_FORMAT = 2008
-CODE_JPEG_QUALITY = 2009
-
-BASE64_MAX_CHARS = 1024 * 1024
-MAX_PIXELS_RANGE = (100, 25_000_000)
-JPEG_QUALITY_RANGE = (1, 100)
 # A result of target_size is allocated in full, so its area is capped like max_pixels.
 TARGET_SIZE_MAX_PIXELS = 25_000_000
 # Margins grow the result; these caps keep a request from asking for a gigapixel canvas.
 MARGIN_MAX_PX = 10_000
 MARGIN_MAX_PERCENT = 100
 
-_EMPTY = object()
 _UNSIGNED_INT = re.compile(r"[0-9]+")
 _LENGTH = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(px|%)?", re.IGNORECASE)
-_DATA_URL_PREFIX = re.compile(r"data:[^,]*?;base64,", re.IGNORECASE)
-_BASE64_JUNK = re.compile(r"\s+")
 
 
 def _shown(value: Any) -> str:
@@ -61,9 +41,15 @@ def _bad(code: int, name: str, accepted: str, value: Any) -> RemovalError:
     return RemovalError(code, f"{name} must be {accepted}; got {_shown(value)}.")
 
 
+def given(fields: Mapping[str, Any], name: str) -> Any:
+    """The value of `name`, or None when it is absent, empty or only whitespace."""
+    value = fields.get(name)
+    return value if is_given(value) else None
+
+
 def is_given(value: Any) -> bool:
     """False for a missing value and for an empty or whitespace-only string."""
-    if value is None or value is _EMPTY:
+    if value is None:
         return False
     return not (isinstance(value, str) and not value.strip())
 
@@ -256,150 +242,6 @@ def parse_box_list(value: Any, name: str, code: int) -> tuple[Rect, ...]:
         "a list of boxes [[[x1, y1], [x2, y2]], …] in pixels with x2 > x1 and y2 > y1",
         value,
     )
-
-
-def decode_base64(
-    text: Any, name: str, *, max_chars: int | None = BASE64_MAX_CHARS, code: int = 1003
-) -> bytes:
-    """Standard or URL-safe base64; a `data:…;base64,` prefix, line breaks and missing padding
-    are tolerated. `max_chars` counts the base64 text without the prefix."""
-    if not isinstance(text, str):
-        raise RemovalError(code, f"{name} must be a base64 string.")
-    text = _DATA_URL_PREFIX.sub("", text.lstrip(), count=1)
-    if max_chars is not None and len(text) > max_chars:
-        raise RemovalError(
-            code, f"{name} is longer than {max_chars:,} characters; upload the file instead."
-        )
-    text = _BASE64_JUNK.sub("", text)
-    if "-" in text or "_" in text:
-        text = text.replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise RemovalError(code, f"{name} is not valid base64.") from None
-
-
-# --- image input -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageInput:
-    """The one image of a request: its bytes (file or base64), or a URL still to fetch."""
-
-    kind: Literal["file", "base64", "url"]
-    data: bytes = b""
-    url: str = ""
-    filename: str = ""
-
-
-@dataclass(frozen=True)
-class InputFields:
-    """A wire format's names for the three inputs."""
-
-    file: str = "image"
-    base64: str = "image.base64"
-    url: str = "image.url"
-    base64_max_chars: int | None = BASE64_MAX_CHARS
-
-
-PIXIAN_INPUTS = InputFields()
-
-
-def _read_upload(upload: Any) -> bytes:
-    if isinstance(upload, bytes):
-        return upload
-    if isinstance(upload, str):
-        # A text part under the file's name: its bytes are read as the image (and usually fail).
-        return upload.encode("utf-8", "surrogateescape")
-    upload.seek(0)
-    return upload.read()
-
-
-def select_input(
-    fields: Mapping[str, Any], files: Mapping[str, Any], names: InputFields = PIXIAN_INPUTS
-) -> ImageInput:
-    """Exactly one of the file, base64 and URL inputs; raises 1001, 1002, 1003 or 1005.
-
-    A field counts as given when it is present, even empty (then it is an empty image).
-    `files` may be a Django MultiValueDict; several files under the one name are two inputs.
-    """
-    uploads = files.getlist(names.file) if hasattr(files, "getlist") else []
-    if not uploads and names.file in files:
-        uploads = [files[names.file]]
-    if not uploads and names.file in fields:
-        uploads = [fields[names.file]]
-    given = len(uploads) + (names.base64 in fields) + (names.url in fields)
-    if given == 0:
-        raise RemovalError(
-            1001, f"No image given: send one of {names.file}, {names.base64} or {names.url}."
-        )
-    if given > 1:
-        raise RemovalError(
-            1002, f"Send only one image: one of {names.file}, {names.base64} and {names.url}."
-        )
-    if uploads:
-        upload = uploads[0]
-        found = ImageInput("file", _read_upload(upload), filename=getattr(upload, "name", ""))
-    elif names.base64 in fields:
-        text = fields[names.base64]
-        found = ImageInput(
-            "base64", decode_base64(text, names.base64, max_chars=names.base64_max_chars)
-        )
-    else:
-        url = fields[names.url]
-        return ImageInput("url", url=url.strip() if isinstance(url, str) else "")
-    if not found.data:
-        raise RemovalError(1005, f"The supplied image ({names.file}) is empty.")
-    return found
-
-
-# --- Pixian options ----------------------------------------------------------------------------
-
-OUTPUT_FORMATS = ("auto", "png", "jpeg", "delta_png")
-VERTICAL_ALIGNMENTS = ("top", "middle", "bottom")
-
-
-def parse_pixian_options(fields: Mapping[str, Any]) -> RemovalOptions:
-    """Pixian v2's options (spec/pixian-v2.md) into RemovalOptions; each bad value raises its
-    own 2001-2009 code naming the parameter and the accepted form."""
-
-    def given(name: str) -> Any:
-        value = fields.get(name)
-        return value if is_given(value) else _EMPTY
-
-    options: dict[str, Any] = {}
-    if (value := given("test")) is not _EMPTY:
-        options["test"] = parse_bool(value, "test", CODE_TEST)
-    if (value := given("max_pixels")) is not _EMPTY:
-        options["max_pixels"] = parse_int(value, "max_pixels", CODE_MAX_PIXELS, *MAX_PIXELS_RANGE)
-    if (value := given("background.color")) is not _EMPTY:
-        options["background_color"] = parse_color(value, "background.color", CODE_BACKGROUND_COLOR)[
-            :3
-        ]
-    if (value := given("result.crop_to_foreground")) is not _EMPTY:
-        options["crop_to_foreground"] = parse_bool(
-            value, "result.crop_to_foreground", CODE_CROP_TO_FOREGROUND
-        )
-    if (value := given("result.margin")) is not _EMPTY:
-        options["margin"] = parse_margin(value, "result.margin", CODE_MARGIN)
-    if (value := given("result.target_size")) is not _EMPTY:
-        options["target_size"] = parse_size(value, "result.target_size", CODE_TARGET_SIZE)
-    if (value := given("result.vertical_alignment")) is not _EMPTY:
-        options["vertical_alignment"] = parse_choice(
-            value, "result.vertical_alignment", CODE_VERTICAL_ALIGNMENT, VERTICAL_ALIGNMENTS
-        )
-    if (value := given("output.format")) is not _EMPTY:
-        options["output_format"] = parse_choice(
-            value, "output.format", CODE_OUTPUT_FORMAT, OUTPUT_FORMATS
-        )
-    if (value := given("output.jpeg_quality")) is not _EMPTY:
-        options["jpeg_quality"] = parse_int(
-            value, "output.jpeg_quality", CODE_JPEG_QUALITY, *JPEG_QUALITY_RANGE
-        )
-    if "margin" in options and "target_size" in options:
-        check_margin_fits(options["margin"], options["target_size"], "result.margin", CODE_MARGIN)
-    return RemovalOptions(**options)
 
 
 def check_margin_fits(margin: Margin, size: tuple[int, int], name: str, code: int) -> None:

@@ -1,4 +1,4 @@
-"""One removal, paid for: the service every removal endpoint and the website call.
+"""One removal through the API, paid for: the service the removal endpoints call.
 
 Order (spec/pixian-v2.md, "Order of checks"): the caller has authenticated the user and parsed
 the request; here the image is fetched when it is a URL and its header is probed (400s),
@@ -14,11 +14,11 @@ from decimal import Decimal
 from django.conf import settings
 
 from billing import ledger, pricing
-from removal import engines, fetch
+from removal import active_engine, fetch
 from removal.engine import decode
 from removal.engine.types import RemovalOptions, RemovalResult
 from removal.errors import RemovalError
-from removal.params import ImageInput
+from removal.inputs import ImageInput
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def remove_background(
     quote = pricing.quote(product, test=options.test)
     reservation = None if quote.is_free else _reserve(user, quote.hold, reference)
     try:
-        result = engines.get_remover().remove(data, options)
+        result = active_engine.get_remover().remove(data, options)
     except BaseException:
         if reservation is not None:
             ledger.release(reservation)

@@ -31,12 +31,12 @@ from django.utils import timezone
 from PIL import Image
 
 from billing import ledger, pricing
-from removal import engines, services
+from removal import active_engine, errors, services
 from removal.engine import decode, encode
 from removal.engine.types import Cutout, RemovalOptions, RemovalResult
 from removal.errors import RemovalError
+from removal.inputs import ImageInput
 from removal.models import Upload
-from removal.params import ImageInput
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,12 @@ def clean_key(value) -> str:
 
 
 def _local_engine():
-    remover = engines.get_remover()
+    remover = active_engine.get_remover()
     if not hasattr(remover, "analyse"):
         # Reseller mode keeps no alpha to re-render from; the website needs the local engine.
-        raise RemovalError(5030, "The website's upload page needs the local engine.")
+        raise RemovalError(
+            errors.UPSTREAM_UNAVAILABLE, "The website's upload page needs the local engine."
+        )
     return remover
 
 
@@ -200,9 +202,9 @@ def get_upload(user, public_id: str) -> Upload:
     """`user`'s upload, while it is kept; 404 (code 4040) otherwise, also for other users'."""
     upload = Upload.objects.filter(user=user, public_id=public_id).first()
     if upload is None:
-        raise RemovalError(4040, "No such upload.")
+        raise RemovalError(errors.NOT_FOUND, "No such upload.")
     if upload.expires_at <= timezone.now():
-        raise RemovalError(4040, "This upload has expired: upload the image again.")
+        raise RemovalError(errors.NOT_FOUND, "This upload has expired: upload the image again.")
     return upload
 
 

@@ -1,17 +1,11 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from removal import views
-from removal.api import pixian
 
 app_name = "removal"
 
+# The website's pages and calls; the APIs' routes come from the registry (removal/api/formats.py).
 urlpatterns = [
-    # Pixian's clients post without a trailing slash; one more is tolerated.
-    re_path(
-        r"^api/v2/remove-background/?$",
-        pixian.RemoveBackgroundView.as_view(),
-        name="pixian_remove_background",
-    ),
     path("remove/", views.upload_page, name="upload"),
     path("remove/uploads/", views.CreateUploadView.as_view(), name="create_upload"),
     path(

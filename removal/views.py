@@ -7,21 +7,25 @@ They authenticate with the session and so check the CSRF token.
 """
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.formatting import format_credits
-from removal import limits, params, uploads
+from removal import inputs, limits, uploads
 from removal.api.body import check_body_size
+from removal.api.pixian.options import parse_pixian_options
+from removal.api.pixian.views import result_headers
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
 
 
 @login_required
-def upload_page(request):
+def upload_page(request: HttpRequest) -> HttpResponse:
     return render(request, "removal/upload.html")
 
 
@@ -29,17 +33,10 @@ def image_response(rendering: uploads.Rendering) -> Response:
     result = rendering.result
     headers = {
         "X-Upload-Id": rendering.upload.public_id,
-        "X-Credits-Charged": format_credits(rendering.charged),
         "X-Credits-Balance": format_credits(rendering.credits),
-        "X-Input-Orientation": str(result.orientation),
-        "X-Input-Size": "{} {}".format(*result.input_size),
-        "X-Result-Size": "{} {}".format(*result.result_size),
-        "X-Input-Foreground": result.input_foreground.header(),
-        "X-Result-Foreground": result.result_foreground.header(),
+        **result_headers(result, rendering.charged, rendering.calculated, rendering.test),
         "Cache-Control": "private, no-store",
     }
-    if rendering.test:
-        headers["X-Credits-Calculated"] = format_credits(rendering.calculated)
     return Response(result.body, content_type=result.content_type, headers=headers)
 
 
@@ -48,24 +45,24 @@ class PageCallView(ImageResultMixin, APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
     renderer_classes = ERROR_THEN_IMAGE
-    error_format = "pixian"
+    wire_format = "pixian"
 
 
 class CreateUploadView(PageCallView):
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         with limits.limited(f"user:{request.user.pk}"):
             check_body_size(request.META)
-            options = params.parse_pixian_options(request.data)
-            image = params.select_input(request.data, request.FILES)
+            options = parse_pixian_options(request.data)
+            image = inputs.select_input(request.data, request.FILES)
             key = uploads.clean_key(request.data.get("key"))
             rendering = uploads.create_upload(request.user, image, options, key=key)
         return image_response(rendering)
 
 
 class RenderUploadView(PageCallView):
-    def post(self, request, public_id: str):
+    def post(self, request: Request, public_id: str) -> Response:
         upload = uploads.get_upload(request.user, public_id)
         with limits.limited(f"user:{request.user.pk}"):
-            options = params.parse_pixian_options(request.data)
+            options = parse_pixian_options(request.data)
             rendering = uploads.render_upload(upload, options)
         return image_response(rendering)

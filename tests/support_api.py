@@ -14,6 +14,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from skimage import data as skdata
 
@@ -34,6 +35,10 @@ def photo(name: str = "chelsea", size: tuple[int, int] | None = (240, 160)) -> b
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "example.jpeg") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **save_args) -> bytes:

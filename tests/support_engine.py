@@ -13,9 +13,9 @@ from removal.engine import local
 @pytest.fixture(scope="session")
 def engine() -> local.LocalRemover:
     """The process-wide local engine (u2netp under tests), the same one the APIs use."""
-    from removal import engines
+    from removal import active_engine
 
-    remover = engines.get_remover()
+    remover = active_engine.get_remover()
     assert isinstance(remover, local.LocalRemover)
     return remover
 

@@ -16,7 +16,7 @@ from tests.conftest import make_key
 class WhoAmI(APIView):
     """A real APIView using the project's default authentication and exception handler."""
 
-    error_format = "pixian"
+    wire_format = "pixian"
 
     def get(self, request):
         return Response({"email": request.user.email, "key": request.auth.key_id})
@@ -28,7 +28,8 @@ factory = APIRequestFactory()
 def call(**headers):
     request = factory.get("/api/v2/whoami", **headers)
     response = WhoAmI.as_view()(request)
-    response.render()
+    if hasattr(response, "render"):  # a success is DRF's Response; errors are plain JSON
+        response.render()
     return response
 
 

@@ -16,7 +16,6 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
@@ -39,6 +38,7 @@ from tests.support_api import (
     photo_host,
     rotated_photo,
     tiny_png,
+    upload,
 )
 from tests.support_billing import ALICE_CREDITS, give_credits
 
@@ -62,10 +62,6 @@ def api(alice_key) -> Client:
 def bob_api(bob) -> Client:
     """Bob has an API key and no credits."""
     return Client(HTTP_AUTHORIZATION=basic(*make_key(bob)))
-
-
-def upload(data: bytes, name: str = "example.jpeg") -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
 def assert_error(response, status: int, code: int) -> str:
@@ -694,17 +690,17 @@ def test_too_many_files_is_1010_not_a_500(api, alice):
 
 
 def test_a_failure_outside_the_views_is_json_500_with_the_request_id(rf, caplog):
-    from removal.api import errors
+    from removal.api import handlers
 
     request = rf.post(PIXIAN_PATH)
     request.request_id = "0123456789abcdef0123456789abcdef"
     with caplog.at_level(logging.ERROR):
-        response = errors.server_error(request)
+        response = handlers.server_error(request)
     assert_error(response, 500, 5000)
     assert response["X-Request-Id"] == request.request_id
     assert request.request_id in json.loads(response.content)["error"]["message"]
     assert any(request.request_id in record.getMessage() for record in caplog.records)
-    page = errors.server_error(rf.get("/some/page/"))
+    page = handlers.server_error(rf.get("/some/page/"))
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
 
 

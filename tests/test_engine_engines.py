@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from removal import engines
+from removal import active_engine
 from removal.engine.local import LocalRemover
 from removal.engine.types import RemovalOptions
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_get_remover_gives_every_thread_the_same_engine(engine):
     seen = []
     threads = [
-        threading.Thread(target=lambda: seen.append(engines.get_remover())) for _ in range(4)
+        threading.Thread(target=lambda: seen.append(active_engine.get_remover())) for _ in range(4)
     ]
     for thread in threads:
         thread.start()
@@ -30,14 +30,14 @@ def test_get_remover_gives_every_thread_the_same_engine(engine):
 
 def test_a_missing_model_is_a_clear_error_when_the_engine_is_built(settings, tmp_path):
     settings.CUTOUT_MODELS_DIR = tmp_path
-    with pytest.raises(engines.EngineUnavailableError, match="install_model u2netp"):
-        engines.build_remover()
+    with pytest.raises(active_engine.EngineUnavailableError, match="install_model u2netp"):
+        active_engine.build_remover()
 
 
 def test_an_unknown_model_is_a_clear_error(settings):
     settings.CUTOUT_MODEL = "u3net"
-    with pytest.raises(engines.EngineUnavailableError, match="unknown model 'u3net'"):
-        engines.build_remover()
+    with pytest.raises(active_engine.EngineUnavailableError, match="unknown model 'u3net'"):
+        active_engine.build_remover()
 
 
 def test_management_commands_run_without_any_model(tmp_path):
@@ -62,11 +62,11 @@ def test_a_custom_onnx_model_is_a_setting_away(settings, tmp_path, chelsea_jpeg)
     settings.CUTOUT_CUSTOM_MODEL_FILE = "my-model.onnx"
     settings.CUTOUT_CUSTOM_MODEL_INPUT_SIZE = 320
     settings.CUTOUT_CUSTOM_MODEL_NORMALISATION = "u2net"
-    remover = engines.build_remover()
+    remover = active_engine.build_remover()
     assert remover.spec.name == "mine" and remover.spec.sha256 is None
     assert remover.spec.input_size == 320 and remover.spec.divide_by_max
     result = remover.remove(chelsea_jpeg, RemovalOptions(output_format="mask"))
     assert result.result_foreground.width > 100
     settings.CUTOUT_CUSTOM_MODEL_NORMALISATION = "zscore"
-    with pytest.raises(engines.EngineUnavailableError, match="NORMALISATION"):
-        engines.build_remover()
+    with pytest.raises(active_engine.EngineUnavailableError, match="NORMALISATION"):
+        active_engine.build_remover()

@@ -13,10 +13,13 @@ import subprocess
 import threading
 import time
 
+import httpx
 import pytest
 
+from removal import errors, safe_http
 from removal.errors import RemovalError
-from removal.fetch import check_image_bytes, fetch_image_url, is_allowed_address
+from removal.fetch import UrlCodes, check_image_bytes, fetch_image_url
+from removal.safe_http import is_allowed_address
 
 
 def table_resolver(table: dict[str, list[str]]):
@@ -309,3 +312,60 @@ def test_https_goes_to_the_vetted_address_with_the_host_name_for_sni_and_checks(
     # Connected to 127.0.0.1, asked for the name in the URL, and refused the untrusted cert.
     assert names == ["images.example.com"]
     assert error.code == 3004
+
+
+# --- the same rules under another field's name and codes, and the connection on its own -------
+
+BACKGROUND_CODES = UrlCodes(
+    scheme=errors.BAD_OPTION,
+    address=errors.BAD_OPTION,
+    redirects=errors.BAD_BACKGROUND_IMAGE,
+    failed=errors.BAD_BACKGROUND_IMAGE,
+    too_large=errors.BAD_BACKGROUND_IMAGE,
+    empty=errors.BAD_BACKGROUND_IMAGE,
+    unreadable=errors.BAD_BACKGROUND_IMAGE,
+    unsupported=errors.BAD_BACKGROUND_IMAGE,
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "allow_loopback", "code"),
+    [
+        ("/image.png", False, errors.BAD_OPTION),  # a loopback address
+        ("/missing", True, errors.BAD_BACKGROUND_IMAGE),
+        ("/page.html", True, errors.BAD_BACKGROUND_IMAGE),
+        ("/chain/9", True, errors.BAD_BACKGROUND_IMAGE),
+    ],
+)
+def test_another_field_gets_its_own_codes_and_name(image_host, path, allow_loopback, code):
+    error = fetch_error(
+        image_host.url(path),
+        allow_loopback=allow_loopback,
+        field="bg_image_url",
+        codes=BACKGROUND_CODES,
+    )
+    assert error.code == code
+    assert error.message.startswith("bg_image_url: ") and "image.url" not in error.message
+
+
+def test_another_field_gets_its_scheme_code():
+    error = fetch_error("ftp://example.com/a.png", field="bg_image_url", codes=BACKGROUND_CODES)
+    assert (error.code, error.message.split(":")[0]) == (errors.BAD_OPTION, "bg_image_url")
+
+
+def test_the_pinned_client_posts_to_public_addresses_only(image_host):
+    with safe_http.safe_client(5, allow_loopback=True) as client:
+        assert client.get(image_host.url("/image.png")).content == image_host.png
+    with pytest.raises(safe_http.BlockedAddressError), safe_http.safe_client(5) as client:
+        client.post(image_host.url("/image.png"), content=b"{}")
+    assert image_host.hits == ["/image.png"]
+
+
+def test_the_pinned_client_stops_at_its_deadline(image_host):
+    started = time.monotonic()
+    with (
+        pytest.raises(httpx.TimeoutException),
+        safe_http.safe_client(0.5, allow_loopback=True) as client,
+    ):
+        client.get(image_host.url("/never"))
+    assert time.monotonic() - started < 10

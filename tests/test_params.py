@@ -1,5 +1,6 @@
-"""removal/params.py: every Pixian option, its default, range and spellings, and the shared
-primitives the remove.bg and Baidu translators reuse. No database, no HTTP."""
+"""Every Pixian option (removal/api/pixian/options.py), its default, range and spellings, the
+shared primitives every format's parser reuses (removal/params.py) and the image inputs
+(removal/inputs.py). No database, no HTTP."""
 
 import base64
 
@@ -7,9 +8,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.datastructures import MultiValueDict
 
-from removal import params
+from removal import errors, inputs, params
+from removal.api.pixian.options import parse_pixian_options
 from removal.engine.types import Length, Margin, Rect, RemovalOptions
 from removal.errors import ERRORS, RemovalError
+
+# Any code: the primitives raise the one they are given.
+CODE = errors.BAD_OPTION
 
 
 def error_of(call, *args, **kwargs) -> RemovalError:
@@ -22,7 +27,7 @@ def error_of(call, *args, **kwargs) -> RemovalError:
 
 
 def test_no_options_gives_pixian_defaults():
-    options = params.parse_pixian_options({})
+    options = parse_pixian_options({})
     assert options == RemovalOptions()
     assert options.max_pixels == 25_000_000
     assert options.jpeg_quality == 75
@@ -33,17 +38,17 @@ def test_no_options_gives_pixian_defaults():
 
 
 def test_unknown_fields_are_ignored():
-    options = params.parse_pixian_options({"colour": "red", "foo.bar": "!", "image.url": "x"})
+    options = parse_pixian_options({"colour": "red", "foo.bar": "!", "image.url": "x"})
     assert options == RemovalOptions()
 
 
 def test_empty_values_count_as_not_given():
     fields = {name: "  " for name in ("test", "max_pixels", "result.margin", "output.format")}
-    assert params.parse_pixian_options(fields) == RemovalOptions()
+    assert parse_pixian_options(fields) == RemovalOptions()
 
 
 def test_every_option_parses_into_engine_options():
-    options = params.parse_pixian_options(
+    options = parse_pixian_options(
         {
             "test": "true",
             "max_pixels": "1000000",
@@ -78,27 +83,27 @@ def test_every_option_parses_into_engine_options():
     + [("false", False), ("FALSE", False), ("False", False), ("0", False), (" true ", True)],
 )
 def test_booleans_accept_true_false_in_any_case_and_1_0(text, expected):
-    assert params.parse_pixian_options({"test": text}).test is expected
-    assert params.parse_pixian_options({"result.crop_to_foreground": text}).crop_to_foreground is (
+    assert parse_pixian_options({"test": text}).test is expected
+    assert parse_pixian_options({"result.crop_to_foreground": text}).crop_to_foreground is (
         expected
     )
 
 
 @pytest.mark.parametrize("text", ["yes", "no", "on", "off", "2", "-1", "t", "truee", "01"])
 def test_other_boolean_spellings_are_refused_with_the_options_code(text):
-    error = error_of(params.parse_pixian_options, {"test": text})
+    error = error_of(parse_pixian_options, {"test": text})
     assert (error.code, error.status) == (2001, 400)
     assert "test" in error.message and "true or false" in error.message
-    error = error_of(params.parse_pixian_options, {"result.crop_to_foreground": text})
+    error = error_of(parse_pixian_options, {"result.crop_to_foreground": text})
     assert error.code == 2004
     assert "result.crop_to_foreground" in error.message
 
 
 def test_json_booleans_are_accepted_by_the_primitive():
-    assert params.parse_bool(True, "crop", 2099) is True
-    assert params.parse_bool(0, "crop", 2099) is False
-    assert error_of(params.parse_bool, 2, "crop", 2099).code == 2099
-    assert error_of(params.parse_bool, None, "crop", 2099).code == 2099
+    assert params.parse_bool(True, "crop", CODE) is True
+    assert params.parse_bool(0, "crop", CODE) is False
+    assert error_of(params.parse_bool, 2, "crop", CODE).code == CODE
+    assert error_of(params.parse_bool, None, "crop", CODE).code == CODE
 
 
 # --- integers ----------------------------------------------------------------------------------
@@ -106,34 +111,34 @@ def test_json_booleans_are_accepted_by_the_primitive():
 
 @pytest.mark.parametrize("text, value", [("100", 100), ("25000000", 25_000_000), ("0640", 640)])
 def test_max_pixels_range_ends_are_accepted(text, value):
-    assert params.parse_pixian_options({"max_pixels": text}).max_pixels == value
+    assert parse_pixian_options({"max_pixels": text}).max_pixels == value
 
 
 @pytest.mark.parametrize(
     "text", ["99", "25000001", "0", "-5", "+100", "1e6", "1_000", "10.0", "abc", "1 000"]
 )
 def test_max_pixels_out_of_range_or_not_an_integer_is_2002(text):
-    error = error_of(params.parse_pixian_options, {"max_pixels": text})
+    error = error_of(parse_pixian_options, {"max_pixels": text})
     assert error.code == 2002
     assert "max_pixels" in error.message and "100 to 25,000,000" in error.message
 
 
 @pytest.mark.parametrize("text, value", [("1", 1), ("100", 100), ("75", 75)])
 def test_jpeg_quality_range(text, value):
-    assert params.parse_pixian_options({"output.jpeg_quality": text}).jpeg_quality == value
+    assert parse_pixian_options({"output.jpeg_quality": text}).jpeg_quality == value
 
 
 @pytest.mark.parametrize("text", ["0", "101", "high", "50%", "7.5"])
 def test_bad_jpeg_quality_is_2009(text):
-    error = error_of(params.parse_pixian_options, {"output.jpeg_quality": text})
+    error = error_of(parse_pixian_options, {"output.jpeg_quality": text})
     assert error.code == 2009
     assert "output.jpeg_quality" in error.message and "1 to 100" in error.message
 
 
 def test_int_primitive_takes_json_numbers_but_not_booleans():
-    assert params.parse_int(42, "n", 2099, 1, 100) == 42
-    assert error_of(params.parse_int, True, "n", 2099, 0, 100).code == 2099
-    assert error_of(params.parse_int, 4.5, "n", 2099, 0, 100).code == 2099
+    assert params.parse_int(42, "n", CODE, 1, 100) == 42
+    assert error_of(params.parse_int, True, "n", CODE, 0, 100).code == CODE
+    assert error_of(params.parse_int, 4.5, "n", CODE, 0, 100).code == CODE
 
 
 # --- colour ------------------------------------------------------------------------------------
@@ -144,12 +149,12 @@ def test_int_primitive_takes_json_numbers_but_not_booleans():
     [("#0055FF", (0, 0x55, 0xFF)), ("#ffffff", (255, 255, 255)), ("#aBc123", (171, 193, 35))],
 )
 def test_background_color_is_hash_rrggbb(text, rgb):
-    assert params.parse_pixian_options({"background.color": text}).background_color == rgb
+    assert parse_pixian_options({"background.color": text}).background_color == rgb
 
 
 @pytest.mark.parametrize("text", ["0055FF", "#05F", "#0055FF00", "red", "#GG0000", "rgb(0,0,0)"])
 def test_bad_background_color_is_2003_and_says_the_hash_is_required(text):
-    error = error_of(params.parse_pixian_options, {"background.color": text})
+    error = error_of(parse_pixian_options, {"background.color": text})
     assert error.code == 2003
     assert "background.color" in error.message and "#RRGGBB" in error.message
     assert "# is required" in error.message
@@ -157,13 +162,13 @@ def test_bad_background_color_is_2003_and_says_the_hash_is_required(text):
 
 def test_color_primitive_serves_removebg_forms():
     rules = {"require_hash": False, "digits": (3, 4, 6, 8), "names": True}
-    assert params.parse_color("fff", "bg_color", 2099, **rules) == (255, 255, 255, 255)
-    assert params.parse_color("#f008", "bg_color", 2099, **rules) == (255, 0, 0, 0x88)
-    assert params.parse_color("81d4fa", "bg_color", 2099, **rules) == (0x81, 0xD4, 0xFA, 255)
-    assert params.parse_color("00000080", "bg_color", 2099, **rules) == (0, 0, 0, 128)
-    assert params.parse_color("Green", "bg_color", 2099, **rules) == (0, 128, 0, 255)
-    error = error_of(params.parse_color, "ff", "bg_color", 2099, **rules)
-    assert error.code == 2099 and "CSS colour name" in error.message
+    assert params.parse_color("fff", "bg_color", CODE, **rules) == (255, 255, 255, 255)
+    assert params.parse_color("#f008", "bg_color", CODE, **rules) == (255, 0, 0, 0x88)
+    assert params.parse_color("81d4fa", "bg_color", CODE, **rules) == (0x81, 0xD4, 0xFA, 255)
+    assert params.parse_color("00000080", "bg_color", CODE, **rules) == (0, 0, 0, 128)
+    assert params.parse_color("Green", "bg_color", CODE, **rules) == (0, 128, 0, 255)
+    error = error_of(params.parse_color, "ff", "bg_color", CODE, **rules)
+    assert error.code == CODE and "CSS colour name" in error.message
 
 
 # --- margin ------------------------------------------------------------------------------------
@@ -191,7 +196,7 @@ def pc(value):
     ],
 )
 def test_margin_follows_css_order(text, margin):
-    assert params.parse_pixian_options({"result.margin": text}).margin == margin
+    assert parse_pixian_options({"result.margin": text}).margin == margin
 
 
 @pytest.mark.parametrize(
@@ -199,31 +204,31 @@ def test_margin_follows_css_order(text, margin):
     ["10", "10px 10px 10px 10px 10px", "-5px", "10em", "px", "10 px", "101%", "10001px", "1,2"],
 )
 def test_bad_margin_is_2005_naming_the_form(text):
-    error = error_of(params.parse_pixian_options, {"result.margin": text})
+    error = error_of(parse_pixian_options, {"result.margin": text})
     assert error.code == 2005
     assert "result.margin" in error.message and "10px or 5.5%" in error.message
 
 
 def test_margin_that_leaves_no_room_in_the_target_size_is_2005():
     fields = {"result.target_size": "100 100", "result.margin": "50px 0px"}
-    error = error_of(params.parse_pixian_options, fields)
+    error = error_of(parse_pixian_options, fields)
     assert error.code == 2005 and "result.target_size" in error.message
     fields["result.margin"] = "30px 50%"
-    assert error_of(params.parse_pixian_options, fields).code == 2005
+    assert error_of(parse_pixian_options, fields).code == 2005
     fields["result.margin"] = "49px 0px"
-    assert params.parse_pixian_options(fields).margin.top == px(49)
+    assert parse_pixian_options(fields).margin.top == px(49)
 
 
 def test_length_primitive_serves_removebg_crop_margin():
     lengths = params.parse_lengths(
-        "30", "crop_margin", 2099, counts=(1, 2, 4), max_px=500, max_percent=50, unitless="px"
+        "30", "crop_margin", CODE, counts=(1, 2, 4), max_px=500, max_percent=50, unitless="px"
     )
     assert lengths == [px(30)]
     error = error_of(
-        params.parse_lengths, "1px 2px 3px", "crop_margin", 2099, counts=(1, 2, 4), max_px=500
+        params.parse_lengths, "1px 2px 3px", "crop_margin", CODE, counts=(1, 2, 4), max_px=500
     )
-    assert error.code == 2099 and "1, 2 or 4" in error.message
-    assert error_of(params.parse_lengths, "51%", "crop_margin", 2099, max_percent=50).code == 2099
+    assert error.code == CODE and "1, 2 or 4" in error.message
+    assert error_of(params.parse_lengths, "51%", "crop_margin", CODE, max_percent=50).code == CODE
 
 
 # --- target size, alignment, format -----------------------------------------------------------
@@ -233,61 +238,61 @@ def test_length_primitive_serves_removebg_crop_margin():
     "text, size", [("1920 1080", (1920, 1080)), ("1 1", (1, 1)), (" 5000  5000 ", (5000, 5000))]
 )
 def test_target_size(text, size):
-    assert params.parse_pixian_options({"result.target_size": text}).target_size == size
+    assert parse_pixian_options({"result.target_size": text}).target_size == size
 
 
 @pytest.mark.parametrize(
     "text", ["1920", "1920x1080", "0 100", "100 -1", "10.5 20", "a b", "1 2 3", "5001 5000"]
 )
 def test_bad_target_size_is_2006(text):
-    error = error_of(params.parse_pixian_options, {"result.target_size": text})
+    error = error_of(parse_pixian_options, {"result.target_size": text})
     assert error.code == 2006
     assert "result.target_size" in error.message and "1920 1080" in error.message
 
 
 @pytest.mark.parametrize("text", ["top", "middle", "bottom", "TOP"])
 def test_vertical_alignment(text):
-    options = params.parse_pixian_options({"result.vertical_alignment": text})
+    options = parse_pixian_options({"result.vertical_alignment": text})
     assert options.vertical_alignment == text.lower()
 
 
 @pytest.mark.parametrize("text", ["center", "left", "1"])
 def test_bad_vertical_alignment_is_2007(text):
-    error = error_of(params.parse_pixian_options, {"result.vertical_alignment": text})
+    error = error_of(parse_pixian_options, {"result.vertical_alignment": text})
     assert error.code == 2007
     assert "result.vertical_alignment" in error.message and "top, middle, bottom" in error.message
 
 
 @pytest.mark.parametrize("text", ["auto", "png", "jpeg", "delta_png", "PNG"])
 def test_output_format(text):
-    assert params.parse_pixian_options({"output.format": text}).output_format == text.lower()
+    assert parse_pixian_options({"output.format": text}).output_format == text.lower()
 
 
 @pytest.mark.parametrize("text", ["jpg", "webp", "mask", "delta-png", "gif"])
 def test_bad_output_format_is_2008(text):
-    error = error_of(params.parse_pixian_options, {"output.format": text})
+    error = error_of(parse_pixian_options, {"output.format": text})
     assert error.code == 2008
     assert "output.format" in error.message and "delta_png" in error.message
 
 
 def test_every_pixian_option_has_its_own_code_in_the_error_table():
     codes = [
-        params.CODE_TEST,
-        params.CODE_MAX_PIXELS,
-        params.CODE_BACKGROUND_COLOR,
-        params.CODE_CROP_TO_FOREGROUND,
-        params.CODE_MARGIN,
-        params.CODE_TARGET_SIZE,
-        params.CODE_VERTICAL_ALIGNMENT,
-        params.CODE_OUTPUT_FORMAT,
-        params.CODE_JPEG_QUALITY,
+        errors.BAD_TEST,
+        errors.BAD_MAX_PIXELS,
+        errors.BAD_BACKGROUND_COLOR,
+        errors.BAD_CROP_TO_FOREGROUND,
+        errors.BAD_MARGIN,
+        errors.BAD_TARGET_SIZE,
+        errors.BAD_VERTICAL_ALIGNMENT,
+        errors.BAD_OUTPUT_FORMAT,
+        errors.BAD_JPEG_QUALITY,
     ]
     assert len(set(codes)) == len(codes)
     assert all(2001 <= code <= 2099 and ERRORS[code].status == 400 for code in codes)
 
 
 def test_long_bad_values_are_shortened_in_the_message():
-    error = error_of(params.parse_pixian_options, {"output.format": "x" * 5000})
+    error = error_of(parse_pixian_options, {"output.format": "x" * 5000})
     assert len(error.message) < 200
 
 
@@ -295,9 +300,9 @@ def test_long_bad_values_are_shortened_in_the_message():
 
 
 def test_box_list_from_json_text_or_list():
-    boxes = params.parse_box_list("[[[10, 20], [110, 220]], [[0, 0], [5.5, 5]]]", "position", 2099)
+    boxes = params.parse_box_list("[[[10, 20], [110, 220]], [[0, 0], [5.5, 5]]]", "position", CODE)
     assert boxes == (Rect(10, 20, 110, 220), Rect(0, 0, 5.5, 5))
-    assert params.parse_box_list([[[1, 2], [3, 4]]], "position", 2099) == (Rect(1, 2, 3, 4),)
+    assert params.parse_box_list([[[1, 2], [3, 4]]], "position", CODE) == (Rect(1, 2, 3, 4),)
 
 
 @pytest.mark.parametrize(
@@ -315,8 +320,8 @@ def test_box_list_from_json_text_or_list():
     ],
 )
 def test_bad_box_lists_are_refused(value):
-    error = error_of(params.parse_box_list, value, "position", 2099)
-    assert error.code == 2099 and "position" in error.message
+    error = error_of(params.parse_box_list, value, "position", CODE)
+    assert error.code == CODE and "position" in error.message
 
 
 # --- image inputs ------------------------------------------------------------------------------
@@ -332,12 +337,12 @@ def upload(data: bytes = PNG_1PX, name: str = "photo.png") -> SimpleUploadedFile
 
 
 def test_file_input():
-    found = params.select_input({}, MultiValueDict({"image": [upload()]}))
+    found = inputs.select_input({}, MultiValueDict({"image": [upload()]}))
     assert (found.kind, found.data, found.filename) == ("file", PNG_1PX, "photo.png")
 
 
 def test_no_input_is_1001():
-    assert error_of(params.select_input, {"test": "true"}, MultiValueDict()).code == 1001
+    assert error_of(inputs.select_input, {"test": "true"}, MultiValueDict()).code == 1001
 
 
 @pytest.mark.parametrize(
@@ -350,57 +355,85 @@ def test_no_input_is_1001():
     ],
 )
 def test_two_inputs_are_1002(fields, files):
-    assert error_of(params.select_input, fields, MultiValueDict(files)).code == 1002
+    assert error_of(inputs.select_input, fields, MultiValueDict(files)).code == 1002
 
 
 def test_empty_file_is_1005():
-    error = error_of(params.select_input, {}, MultiValueDict({"image": [upload(b"")]}))
+    error = error_of(inputs.select_input, {}, MultiValueDict({"image": [upload(b"")]}))
     assert (error.code, error.status) == (1005, 400)
 
 
 def test_base64_input_plain_and_with_data_prefix():
     text = base64.b64encode(PNG_1PX).decode()
-    assert params.select_input({"image.base64": text}, {}).data == PNG_1PX
-    found = params.select_input({"image.base64": "data:image/png;base64," + text}, {})
+    assert inputs.select_input({"image.base64": text}, {}).data == PNG_1PX
+    found = inputs.select_input({"image.base64": "data:image/png;base64," + text}, {})
     assert (found.kind, found.data) == ("base64", PNG_1PX)
 
 
 def test_base64_tolerates_line_breaks_missing_padding_and_urlsafe_alphabet():
     text = base64.b64encode(PNG_1PX).decode()
     wrapped = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
-    assert params.decode_base64(wrapped, "image.base64") == PNG_1PX
-    assert params.decode_base64(text.rstrip("="), "image.base64") == PNG_1PX
+    assert inputs.decode_base64(wrapped, "image.base64") == PNG_1PX
+    assert inputs.decode_base64(text.rstrip("="), "image.base64") == PNG_1PX
     raw = bytes(range(256))
-    assert params.decode_base64(base64.urlsafe_b64encode(raw).decode(), "x") == raw
+    assert inputs.decode_base64(base64.urlsafe_b64encode(raw).decode(), "x") == raw
 
 
 @pytest.mark.parametrize("text", ["not base64!!", "aGk=aGk=$", "====", "a"])
 def test_bad_base64_is_1003(text):
-    error = error_of(params.select_input, {"image.base64": text}, {})
+    error = error_of(inputs.select_input, {"image.base64": text}, {})
     assert (error.code, error.status) == (1003, 400)
     assert "image.base64" in error.message
 
 
 def test_base64_over_1_mb_is_1003_before_decoding():
     text = "A" * (1024 * 1024 + 4)
-    error = error_of(params.select_input, {"image.base64": text}, {})
+    error = error_of(inputs.select_input, {"image.base64": text}, {})
     assert error.code == 1003 and "1,048,576" in error.message
     exactly = "A" * (1024 * 1024)
-    assert len(params.select_input({"image.base64": exactly}, {}).data) == 786432
+    assert len(inputs.select_input({"image.base64": exactly}, {}).data) == 786432
 
 
 def test_empty_base64_is_an_empty_image():
-    assert error_of(params.select_input, {"image.base64": ""}, {}).code == 1005
+    assert error_of(inputs.select_input, {"image.base64": ""}, {}).code == 1005
 
 
 def test_url_input_is_returned_for_fetching():
-    found = params.select_input({"image.url": " https://example.com/a.jpeg "}, {})
+    found = inputs.select_input({"image.url": " https://example.com/a.jpeg "}, {})
     assert (found.kind, found.url, found.data) == ("url", "https://example.com/a.jpeg", b"")
 
 
 def test_input_names_are_per_wire_format():
-    names = params.InputFields("image_file", "image_file_b64", "image_url", None)
+    names = inputs.InputFields("image_file", "image_file_b64", "image_url", None)
     text = base64.b64encode(PNG_1PX).decode()
-    assert params.select_input({"image_file_b64": text}, {}, names).data == PNG_1PX
-    error = error_of(params.select_input, {"image": text}, {}, names)
+    assert inputs.select_input({"image_file_b64": text}, {}, names).data == PNG_1PX
+    error = error_of(inputs.select_input, {"image": text}, {}, names)
     assert error.code == 1001 and "image_file_b64" in error.message
+
+
+BAIDU_LIKE = inputs.InputFields(
+    file=None, base64="image", url="url", base64_max_chars=None, selection="first_wins"
+)
+
+
+def test_first_wins_takes_the_first_input_in_field_order():
+    both = {"image": base64.b64encode(PNG_1PX).decode(), "url": "http://example.com/a.png"}
+    found = inputs.select_input(both, MultiValueDict(), BAIDU_LIKE)
+    assert (found.kind, found.data) == ("base64", PNG_1PX)
+    only_url = inputs.select_input({"url": " http://example.com/a.png "}, {}, BAIDU_LIKE)
+    assert (only_url.kind, only_url.url) == ("url", "http://example.com/a.png")
+
+
+def test_first_wins_still_needs_one_input_and_names_its_own_fields():
+    error = error_of(inputs.select_input, {"image_type": "BASE64"}, {}, BAIDU_LIKE)
+    assert error.code == 1001 and "image or url" in error.message
+
+
+def test_first_wins_ignores_files_when_the_format_has_no_file_input():
+    files = MultiValueDict({"image": [upload()]})
+    assert error_of(inputs.select_input, {}, files, BAIDU_LIKE).code == 1001
+
+
+def test_exactly_one_refuses_two_inputs_whatever_their_order():
+    both = {"image.url": "http://example.com/a.png", "image.base64": "aGk="}
+    assert error_of(inputs.select_input, both, {}).code == 1002

@@ -47,7 +47,7 @@ def alerts(caplog) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "removal.upstream" and record.levelno >= logging.ERROR
+        if record.name.startswith("removal.upstream") and record.levelno >= logging.ERROR
     ]
 
 

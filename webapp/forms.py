@@ -2,7 +2,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
-from webapp import ratelimit
+from removal import limits
 from webapp.models import User
 
 
@@ -28,19 +28,19 @@ class ThrottledLoginForm(AuthenticationForm):
 
     def _keys(self) -> list[str]:
         email = (self.data.get("username") or "").strip().lower()
-        address = ratelimit.client_address(self.request.META) if self.request else "unknown"
+        address = limits.client_address(self.request.META) if self.request else "unknown"
         return [f"login:account:{email}", f"login:address:{address}"]
 
     def clean(self):
         window = settings.CUTOUT_LOGIN_FAILURE_WINDOW_S
         limit = settings.CUTOUT_LOGIN_FAILURE_LIMIT
-        if any(ratelimit.count(key, window) >= limit for key in self._keys()):
+        if any(limits.count(key, window) >= limit for key in self._keys()):
             raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
         try:
             return super().clean()
         except forms.ValidationError:
             for key in self._keys():
-                ratelimit.hit(key, window)
+                limits.hit(key, window)
             raise
 
 

@@ -9,7 +9,7 @@
 import logging
 
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -29,9 +29,9 @@ def database_status() -> str:
 
 def engine_status() -> str:
     try:
-        from removal import engines
+        from removal import active_engine
 
-        engines.get_remover()
+        active_engine.get_remover()
     except Exception:  # a boundary: any failure to load means "not ready", logged in full
         logger.exception("readiness: the engine did not load")
         return "not loaded"
@@ -40,13 +40,13 @@ def engine_status() -> str:
 
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": database_status(), "engine": engine_status()}
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(

@@ -228,7 +228,7 @@ REST_FRAMEWORK = {
         "removal.auth.HeaderApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "removal.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "removal.api.handlers.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -247,10 +247,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "PREPROCESSING_HOOKS": ["removal.api.schema.public_endpoints"],
+    "PREPROCESSING_HOOKS": ["removal.api.openapi.public_endpoints"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "removal.api.schema.canonical_paths",
+        "removal.api.openapi.canonical_paths",
     ],
 }
 

@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from removal.api import errors as api_errors
-from removal.api import schema  # noqa: F401  (registers the OpenAPI descriptions)
+from removal.api import (
+    formats,
+    openapi,  # noqa: F401  (registers the authentication schemes)
+)
 from webapp import health, views
 from webapp.forms import ThrottledLoginForm
 
@@ -24,14 +26,15 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("", include(formats.routes())),
     path("", include("removal.urls")),
     path("", include("billing.urls")),
-    # Last: any other path under /api/ is the API's JSON 404, with DEBUG on or off.
-    re_path(r"^api/", api_errors.api_not_found),
+    # Last: any other path under a wire format's prefix is its JSON 404, with DEBUG on or off.
+    path("", include(formats.catch_alls())),
 ]
 
-# Under /api/ every error is the API's error JSON, never an HTML page.
-handler400 = "removal.api.errors.bad_request"
-handler403 = "removal.api.errors.permission_denied"
-handler404 = "removal.api.errors.page_not_found"
-handler500 = "removal.api.errors.server_error"
+# Under a wire format's prefix every error is that API's error JSON, never an HTML page.
+handler400 = "removal.api.handlers.bad_request"
+handler403 = "removal.api.handlers.permission_denied"
+handler404 = "removal.api.handlers.page_not_found"
+handler500 = "removal.api.handlers.server_error"

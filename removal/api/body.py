@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from removal import errors
 from removal.errors import RemovalError
 
 
@@ -18,7 +19,7 @@ def check_body_size(meta: dict) -> None:
         length = 0
     if length > limit:
         raise RemovalError(
-            1004,
+            errors.BODY_TOO_LARGE,
             f"The request body is {length:,} bytes; at most {settings.CUTOUT_MAX_UPLOAD_MB} MB "
             f"({limit:,} bytes) are accepted.",
         )

@@ -56,11 +56,6 @@ class LocalRemover:
         spec = registry.get_spec(name, custom)
         return cls(spec.path(models_dir), spec, threads=threads, warm=warm)
 
-    def probe(self, data: bytes) -> decode.ImageInfo:
-        """Header-only check (raises RemovalError 1005-1009), for callers that must refuse
-        bad images before doing anything else."""
-        return decode.probe(data)
-
     def analyse(self, data: bytes, options: RemovalOptions) -> Cutout:
         """Decode, scale to `options.max_pixels`, segment. Raises RemovalError on bad input.
 

@@ -62,14 +62,6 @@ def resolve(
     return boxes
 
 
-def restrict(prob: np.ndarray, boxes: Iterable[tuple[int, int, int, int]]) -> np.ndarray:
-    """A copy of `prob` that is 0 outside every box."""
-    out = np.zeros_like(prob)
-    for x1, y1, x2, y2 in boxes:
-        out[y1:y2, x1:x2] = prob[y1:y2, x1:x2]
-    return out
-
-
 def segment(
     rgb: np.ndarray,
     input_alpha: np.ndarray | None,

@@ -14,8 +14,6 @@ from . import compose, encode, layout, watermark
 from .segment import SNAP_LOW
 from .types import Box, Cutout, RemovalOptions, RemovalResult
 
-WHITE = (255, 255, 255)
-
 
 def output_format(options: RemovalOptions) -> str:
     """`auto` is PNG for transparent results, JPEG when a background (colour or image) is

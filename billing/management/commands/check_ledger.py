@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing import ledger
@@ -10,7 +12,7 @@ class Command(BaseCommand):
         " held = its open reservations. Exits non-zero on any mismatch."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         problems = ledger.check()
         for problem in problems:
             self.stderr.write(f"{problem.account.user}: {problem.message}")

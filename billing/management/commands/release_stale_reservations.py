@@ -1,6 +1,7 @@
 from datetime import timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing import ledger
 from billing.formatting import format_credits
@@ -13,7 +14,7 @@ DEFAULT_MINUTES = 15
 class Command(BaseCommand):
     help = "Return the credits held by requests that died between reserve and settle."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than-minutes",
             type=float,
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             help=f"release holds older than this (default {DEFAULT_MINUTES})",
         )
 
-    def handle(self, *args, older_than_minutes: float, **options):
+    def handle(self, *args: str, older_than_minutes: float, **options: Any) -> None:
         if older_than_minutes < 0:
             raise CommandError("--older-than-minutes must not be negative")
         released = ledger.release_stale(timedelta(minutes=older_than_minutes))

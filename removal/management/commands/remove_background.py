@@ -9,11 +9,13 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from removal import engines, params
+from removal import active_engine
+from removal.api.pixian.options import parse_pixian_options
 from removal.errors import RemovalError
 
 IMAGE_SUFFIXES = {
@@ -59,7 +61,7 @@ def parse_option(text: str) -> tuple[str, str]:
 class Command(BaseCommand):
     help = "Remove the background of many images with the configured engine."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
         parser.add_argument("--out", required=True, help="folder for the results")
         parser.add_argument(
@@ -98,9 +100,9 @@ class Command(BaseCommand):
                 fields[name] = value
         return fields
 
-    def handle(self, *args, **opts):
+    def handle(self, *args: str, **opts: Any) -> None:
         try:
-            options = params.parse_pixian_options(self.options_from(opts))
+            options = parse_pixian_options(self.options_from(opts))
         except RemovalError as exc:
             raise CommandError(exc.message) from None
         if opts["format"] == "mask":
@@ -111,8 +113,8 @@ class Command(BaseCommand):
         out_dir = Path(opts["out"])
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            remover = engines.get_remover()
-        except engines.EngineUnavailableError as exc:
+            remover = active_engine.get_remover()
+        except active_engine.EngineUnavailableError as exc:
             raise CommandError(str(exc)) from None
 
         failures: list[tuple[Path, str]] = []

@@ -1,5 +1,6 @@
 import secrets
 from decimal import Decimal
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         " the first run also grants it 50 credits."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         password = secrets.token_urlsafe(12)
         user = User.objects.filter(email=DEMO_EMAIL).first()
         if user is None:

@@ -1,5 +1,5 @@
 """Reading a Pixian-compatible API's answers: a success's headers, error JSON, the account JSON
-and `Retry-After`. Pure functions, no I/O: `removal/upstream.py` does the talking and decides
+and `Retry-After`. Pure functions, no I/O: `client.py` does the talking and decides
 what each answer means for the customer.
 """
 
@@ -57,7 +57,7 @@ def plain_credits(amount: Decimal) -> str:
 
 
 def to_removal_result(result: UpstreamResult) -> RemovalResult:
-    """The engine's result for an upstream one, so the client can sit behind `Remover`."""
+    """An upstream answer as the engine's result type, carrying the upstream's charge."""
     return RemovalResult(
         body=result.body,
         content_type=result.content_type,

@@ -62,8 +62,6 @@ def build_remover() -> Remover:
     engine = getattr(settings, "CUTOUT_ENGINE", "local")
     if engine == "local":
         return build_local()
-    # Reseller mode (CUTOUT_ENGINE=pixian): the upstream client from removal/upstream.py
-    # implements the same Remover protocol and is returned here.
     raise EngineUnavailableError(f"engine {engine!r} is not available in this build")
 
 

@@ -1,13 +1,16 @@
-"""The OpenAPI 3 description of the API (drf-spectacular), true to the wire format.
+"""Pixian v2's part of the OpenAPI 3 document (drf-spectacular), true to the wire format.
 
 DRF cannot infer this API: requests are form fields with dotted names, successes are image
 bytes with Pixian's `X-*` headers, and every failure is the error JSON. So the views are
-described here, from the spec (spec/pixian-v2.md) and removal/params.py, through spectacular's
-extension points, which leaves the views themselves free of schema code. Served at
-`/api/schema/`, rendered at `/api/docs/` with assets from drf-spectacular-sidecar.
+described here, from the spec (spec/pixian-v2.md) and the option parser (options.py), through
+spectacular's extension points, which leaves the views themselves free of schema code. The
+document is served at `/api/schema/`, rendered at `/api/docs/` (removal/api/openapi.py).
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
+from collections.abc import Iterable
+
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -15,39 +18,15 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
-from removal.errors import ERRORS
-from removal.params import (
+from removal import fetch
+from removal.api.openapi import BINARY, CREDITS_PATTERN, error_responses, header
+from removal.api.pixian.options import (
     JPEG_QUALITY_RANGE,
     MAX_PIXELS_RANGE,
     OUTPUT_FORMATS,
     VERTICAL_ALIGNMENTS,
 )
-
-
-class BasicApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "removal.auth.BasicApiKeyAuthentication"
-    name = "basicAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "basic",
-            "description": "User name: the API id; password: the API secret.",
-        }
-
-
-class HeaderApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "removal.auth.HeaderApiKeyAuthentication"
-    name = "apiKeyAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-Api-Key",
-            "description": "'API_ID:API_SECRET' (remove.bg's header; Pixian clients use Basic).",
-        }
-
+from removal.inputs import PIXIAN_BASE64_MAX_CHARS
 
 ERROR_BODY = {
     "type": "object",
@@ -71,102 +50,48 @@ ERROR_BODY = {
             },
         }
     },
-    "example": {
-        "error": {"status": 400, "code": 1006, "message": "Failed to read the supplied image."}
-    },
 }
-
-
-def _codes_for(status: int) -> str:
-    codes = [
-        f"`{code}` {spec.message}"
-        for code, spec in ERRORS.items()
-        if spec.status == status and code != 2000
-    ]
-    if status == 400:
-        codes.append("`2001`-`2099` a bad option value (the message names the parameter)")
-    return "Codes: " + "; ".join(codes) if codes else ""
-
-
-_ERROR_STATUSES = {
-    400: "The request is at fault: the message says how to fix it.",
-    401: "Missing, malformed or wrong credentials.",
-    402: "Not enough credits, or they have lapsed.",
-    404: "No such endpoint.",
-    405: "Method not allowed (the `Allow` header lists the allowed ones).",
-    413: "The request body is larger than the upload limit.",
-    415: "The request's content type is not accepted.",
-    429: "Rate or concurrency limit reached: retry after `Retry-After` seconds.",
-    500: "Cutout's fault: quote the `X-Request-Id` when reporting it; the client may retry.",
-    502: "Reseller mode: the upstream service failed.",
-    503: "Reseller mode: the upstream service is unavailable or out of credits.",
-    504: "Reseller mode: the upstream service timed out.",
-}
-
-
-def error_responses(*statuses: int) -> dict:
-    return {
-        status: OpenApiResponse(
-            ERROR_BODY, description=f"{_ERROR_STATUSES[status]} {_codes_for(status)}".strip()
-        )
-        for status in statuses
-    }
-
-
-def _header(
-    name: str, description: str, statuses, pattern: str | None = None, required: bool = True
-):
-    schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
-    return OpenApiParameter(
-        name,
-        schema,
-        location=OpenApiParameter.HEADER,
-        response=list(statuses),
-        required=required,
-        description=description,
-    )
 
 
 _ALL_ERRORS = (400, 401, 402, 404, 405, 413, 415, 429, 500, 502, 503, 504)
-_CREDITS = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
 _SIZE = r"^[0-9]+ [0-9]+$"
 _BOX = r"^[0-9]+ [0-9]+ [0-9]+ [0-9]+$"
 
 RESULT_HEADERS = [
-    _header(
+    header(
         "X-Credits-Charged",
         "Credits charged for this call (0 for test calls), as a plain decimal.",
         [200],
-        _CREDITS,
+        CREDITS_PATTERN,
     ),
-    _header(
+    header(
         "X-Credits-Calculated",
         "Test calls only: what a production call would have charged.",
         [200],
-        _CREDITS,
+        CREDITS_PATTERN,
         required=False,
     ),
-    _header(
+    header(
         "X-Input-Orientation",
         "The EXIF orientation read and applied (1-8; 1 when there is none).",
         [200],
         "^[1-8]$",
     ),
-    _header("X-Input-Size", "`width height` of the input, before size limits.", [200], _SIZE),
-    _header("X-Result-Size", "`width height` of the result.", [200], _SIZE),
-    _header(
+    header("X-Input-Size", "`width height` of the input, before size limits.", [200], _SIZE),
+    header("X-Result-Size", "`width height` of the result.", [200], _SIZE),
+    header(
         "X-Input-Foreground",
         "`top left width height` of the foreground in input coordinates (`0 0 0 0`: none).",
         [200],
         _BOX,
     ),
-    _header(
+    header(
         "X-Result-Foreground",
         "The same box in result coordinates.",
         [200],
         _BOX,
     ),
-    _header(
+    header(
         "Idempotent-Replayed",
         "`true` when this is the stored answer to an earlier request with the same "
         "`Idempotency-Key`.",
@@ -174,14 +99,14 @@ RESULT_HEADERS = [
         "^true$",
         required=False,
     ),
-    _header("Retry-After", "Seconds to wait before retrying.", [429], "^[0-9]+$"),
-    _header("Allow", "The methods this endpoint answers.", [405]),
-    _header(
+    header("Retry-After", "Seconds to wait before retrying.", [429], "^[0-9]+$"),
+    header("Allow", "The methods this endpoint answers.", [405]),
+    header(
         "WWW-Authenticate",
         'Always `Basic realm="Cutout"` on a 401.',
         [401],
     ),
-    _header(
+    header(
         "X-Request-Id",
         "This request's id (in the logs too); quote it when reporting a problem.",
         [200, *_ALL_ERRORS],
@@ -194,7 +119,7 @@ _LENGTH = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([Pp][Xx]|%)"
 _MARGIN = rf"^\s*({_LENGTH}|0)(\s+({_LENGTH}|0)){{0,3}}\s*$"
 
 
-def _choice_pattern(choices) -> str:
+def _choice_pattern(choices: Iterable[str]) -> str:
     spelled = [
         "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in choice)
         for choice in choices
@@ -266,57 +191,58 @@ OPTIONS = {
 
 _IMAGE_BASE64 = {
     "type": "string",
-    "maxLength": 1024 * 1024,
+    "maxLength": PIXIAN_BASE64_MAX_CHARS,
     "description": "The image, base64-encoded (at most 1 MB of text); a `data:...;base64,` "
     "prefix is tolerated.",
 }
-_IMAGE_URL = {
-    "type": "string",
-    "description": "An http(s) URL Cutout downloads (public addresses only, at most 3 "
-    "redirects, 20 MB and 20 s; codes 3001-3005).",
-}
 _INPUT_NOTE = "Send exactly one of `image`, `image.base64` and `image.url`."
 
-REMOVE_BACKGROUND_REQUEST = {
-    "multipart/form-data": {
-        "type": "object",
-        "description": _INPUT_NOTE,
-        "properties": {
-            "image": {
-                "type": "string",
-                "format": "binary",
-                "description": "The image file: BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC.",
-            },
-            "image.base64": _IMAGE_BASE64,
-            "image.url": _IMAGE_URL,
-            **OPTIONS,
-        },
-        # Exactly one input: each branch holds when its field is present (1001, 1002 otherwise).
-        "oneOf": [
-            {"required": ["image"]},
-            {"required": ["image.base64"]},
-            {"required": ["image.url"]},
-        ],
-    },
-    "application/x-www-form-urlencoded": {
-        "type": "object",
-        "description": _INPUT_NOTE + " (`image` needs multipart).",
-        "properties": {"image.base64": _IMAGE_BASE64, "image.url": _IMAGE_URL, **OPTIONS},
-        "oneOf": [{"required": ["image.base64"]}, {"required": ["image.url"]}],
-    },
-}
 
-_BINARY = {"type": "string", "format": "binary"}
-_RESULT = (
-    "The result image: PNG (transparent, or Delta PNG with `output.format=delta_png`), or JPEG "
-    "(with `background.color`, or `output.format=jpeg`)."
-)
+def _image_url() -> dict:
+    return {
+        "type": "string",
+        "description": "An http(s) URL Cutout downloads (public addresses only, at most "
+        f"{fetch.MAX_REDIRECTS} redirects, {settings.CUTOUT_URL_MAX_MB} MB and "
+        f"{settings.CUTOUT_URL_TIMEOUT_S:g} s; codes 3001-3005).",
+    }
+
+
+def remove_background_request() -> dict:
+    image_url = _image_url()
+    return {
+        "multipart/form-data": {
+            "type": "object",
+            "description": _INPUT_NOTE,
+            "properties": {
+                "image": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "The image file: BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC.",
+                },
+                "image.base64": _IMAGE_BASE64,
+                "image.url": image_url,
+                **OPTIONS,
+            },
+            # Exactly one input: each branch holds when its field is present (1001, 1002 otherwise).
+            "oneOf": [
+                {"required": ["image"]},
+                {"required": ["image.base64"]},
+                {"required": ["image.url"]},
+            ],
+        },
+        "application/x-www-form-urlencoded": {
+            "type": "object",
+            "description": _INPUT_NOTE + " (`image` needs multipart).",
+            "properties": {"image.base64": _IMAGE_BASE64, "image.url": image_url, **OPTIONS},
+            "oneOf": [{"required": ["image.base64"]}, {"required": ["image.url"]}],
+        },
+    }
 
 
 class RemoveBackgroundSchema(OpenApiViewExtension):
-    target_class = "removal.api.pixian.RemoveBackgroundView"
+    target_class = "removal.api.pixian.views.RemoveBackgroundView"
 
-    def view_replacement(self):
+    def view_replacement(self) -> type:
         @extend_schema_view(
             post=extend_schema(
                 operation_id="remove_background",
@@ -326,7 +252,7 @@ class RemoveBackgroundSchema(OpenApiViewExtension):
                 "and what happened in the `X-*` headers. Checks run in this order: credentials "
                 "(401), rate and concurrency limits (429), the request and the image's header "
                 "(400, 413), the balance (402; skipped for test calls), the work.",
-                request=REMOVE_BACKGROUND_REQUEST,
+                request=remove_background_request(),
                 parameters=[
                     OpenApiParameter(
                         "Idempotency-Key",
@@ -347,12 +273,12 @@ class RemoveBackgroundSchema(OpenApiViewExtension):
                 ],
                 responses={
                     (200, "image/png"): OpenApiResponse(
-                        _BINARY, description="The result: PNG (transparent, or Delta PNG)."
+                        BINARY, description="The result: PNG (transparent, or Delta PNG)."
                     ),
                     (200, "image/jpeg"): OpenApiResponse(
-                        _BINARY, description="The result: JPEG (with `background.color`, or asked)."
+                        BINARY, description="The result: JPEG (with `background.color`, or asked)."
                     ),
-                    **error_responses(*_ALL_ERRORS),
+                    **error_responses("pixian", ERROR_BODY, _ALL_ERRORS),
                 },
             )
         )
@@ -388,47 +314,30 @@ ACCOUNT_BODY = {
 
 
 class AccountSchema(OpenApiViewExtension):
-    target_class = "billing.views.AccountView"
+    target_class = "removal.api.pixian.views.AccountView"
 
-    def view_replacement(self):
+    def view_replacement(self) -> type:
         @extend_schema_view(
             get=extend_schema(
                 operation_id="account",
                 tags=["Pixian v2"],
                 summary="The account's credits",
                 parameters=[
-                    _header(
+                    header(
                         "X-Request-Id",
                         "This request's id (in the logs too).",
                         [200, 401, 404, 405, 429, 500],
                     ),
-                    _header("Retry-After", "Seconds to wait before retrying.", [429], "^[0-9]+$"),
-                    _header("WWW-Authenticate", 'Always `Basic realm="Cutout"`.', [401]),
+                    header("Retry-After", "Seconds to wait before retrying.", [429], "^[0-9]+$"),
+                    header("WWW-Authenticate", 'Always `Basic realm="Cutout"`.', [401]),
                 ],
-                responses={200: OpenApiResponse(ACCOUNT_BODY), **error_responses(401, 429, 500)},
+                responses={
+                    200: OpenApiResponse(ACCOUNT_BODY),
+                    **error_responses("pixian", ERROR_BODY, (401, 429, 500)),
+                },
             )
         )
         class Described(self.target_class):
             pass
 
         return Described
-
-
-# The public APIs this document describes; the website's own JSON views stay out of it.
-# remove.bg's and Baidu's prefixes join when their views are described here.
-PUBLIC_PREFIXES = ("/api/v2/",)
-
-
-def public_endpoints(endpoints: list) -> list:
-    """Preprocessing hook: keep only the public API's endpoints."""
-    return [endpoint for endpoint in endpoints if endpoint[0].startswith(PUBLIC_PREFIXES)]
-
-
-def canonical_paths(result: dict, generator, request, public) -> dict:
-    """Postprocessing hook: the paths as Pixian's clients spell them. The URL pattern also
-    takes a trailing slash, which spectacular would otherwise print."""
-    result["paths"] = {
-        (path.rstrip("/") if path.startswith("/api/v2/") else path): item
-        for path, item in result["paths"].items()
-    }
-    return result

@@ -1,4 +1,4 @@
-"""Client for the upstream Pixian-compatible API (reseller mode); the only module that calls it.
+"""Client for the upstream Pixian-compatible API (reseller mode); the only code that calls it.
 
 One pooled `httpx.Client` per process keeps connections alive. Every call has one deadline
 that covers every try and every wait. Pixian's rules for clients are followed:
@@ -34,26 +34,16 @@ import certifi
 import httpx
 from django.conf import settings
 
+from removal import errors
 from removal.errors import RemovalError
-from removal.upstream_answers import (
+from removal.upstream.answers import (
     UpstreamAccount,
     UpstreamResult,
     error_json,
     parse_account,
     parse_result,
     retry_after,
-    to_removal_result,
 )
-
-__all__ = [
-    "UpstreamAccount",
-    "UpstreamClient",
-    "UpstreamResult",
-    "account",
-    "get_client",
-    "remove_background",
-    "to_removal_result",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +61,6 @@ _ACCOUNT_STATUSES = frozenset({401, 402, 403})
 # upstream code becomes 1099 with the upstream's message. Option codes (2xxx) are not mapped:
 # Pixian's numbering of them is not published, and a wrong mapping would mislead.
 UPSTREAM_400_CODES: dict[int, int] = {code: code for code in range(1001, 1010)}
-UPSTREAM_REFUSED = 1099
 # An error body past this is not Pixian's error JSON; don't read megabytes of HTML.
 _ERROR_BODY_LIMIT = 64 * 1024
 _NOT_FORWARDED = frozenset({"image", "image.base64", "image.url"})
@@ -87,7 +76,7 @@ class _Answer:
 class _NoAnswerError(Exception):
     """The try failed before any byte of an answer (refused, reset): no result, so no charge."""
 
-    def __init__(self, reason: str, *, timed_out: bool = False):
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
         super().__init__(reason)
         self.timed_out = timed_out
 
@@ -95,7 +84,7 @@ class _NoAnswerError(Exception):
 class _LostAnswerError(Exception):
     """The request was sent and the answer never arrived whole: never retried."""
 
-    def __init__(self, reason: str, *, timed_out: bool, status: int | None = None):
+    def __init__(self, reason: str, *, timed_out: bool, status: int | None = None) -> None:
         super().__init__(reason)
         self.timed_out = timed_out
         self.status = status
@@ -123,7 +112,7 @@ class UpstreamClient:
         min_try_s: float = 15.0,
         connect_timeout_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
-    ):
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
         self.backoff_s = backoff_s
@@ -195,7 +184,7 @@ class UpstreamClient:
         except ValueError as exc:
             # Billing mirrors X-Credits-Charged, and the customer must get a whole image.
             _alert(f"remove-background: a {answer.status} with {exc}; upstream may have charged")
-            raise RemovalError(5020) from None
+            raise RemovalError(errors.UPSTREAM_FAILED) from None
 
     def account(self) -> UpstreamAccount:
         """The upstream account's pack, state, `useBefore` and remaining credits.
@@ -211,7 +200,7 @@ class UpstreamClient:
             return parse_account(answer.body)
         except ValueError as exc:
             _alert(f"account: {exc}")
-            raise RemovalError(5020) from None
+            raise RemovalError(errors.UPSTREAM_FAILED) from None
 
     # --- the loop: tries, waits and the deadline ----------------------------------------
 
@@ -234,9 +223,9 @@ class UpstreamClient:
                     continue
                 if exc.timed_out:
                     logger.warning("upstream %s: no connection before the deadline: %s", what, exc)
-                    raise RemovalError(5040) from None
+                    raise RemovalError(errors.UPSTREAM_TIMEOUT) from None
                 _alert(f"{what}: no answer after {tries} tries: {exc}")
-                raise RemovalError(5030) from None
+                raise RemovalError(errors.UPSTREAM_UNAVAILABLE) from None
             except _LostAnswerError as exc:
                 if exc.status == 200:
                     # The upstream has probably charged for a result we could not deliver.
@@ -245,7 +234,9 @@ class UpstreamClient:
                     )
                 else:
                     logger.warning("upstream %s: answer lost after sending: %s", what, exc)
-                raise RemovalError(5040 if exc.timed_out else 5020) from None
+                raise RemovalError(
+                    errors.UPSTREAM_TIMEOUT if exc.timed_out else errors.UPSTREAM_FAILED
+                ) from None
 
             if 200 <= answer.status < 300:
                 self.strikes = 0
@@ -261,7 +252,7 @@ class UpstreamClient:
                     self._sleep(wait)
                     continue
                 logger.warning("upstream %s: still 429 at the deadline after %d tries", what, tries)
-                raise RemovalError(5030, retry_after=max(1, math.ceil(wait)))
+                raise RemovalError(errors.UPSTREAM_UNAVAILABLE, retry_after=max(1, math.ceil(wait)))
             if answer.status == 409 and keyed:
                 # A Cutout upstream still runs an earlier try with this Idempotency-Key (one
                 # whose answer we lost); asked again later, it replays that result, uncharged.
@@ -271,7 +262,7 @@ class UpstreamClient:
                     logger.info("upstream %s: 409, key in progress; waiting %.2f s", what, wait)
                     self._sleep(wait)
                     continue
-                raise RemovalError(5040)
+                raise RemovalError(errors.UPSTREAM_TIMEOUT)
             if answer.status in _RETRY_STATUSES:
                 error_tries += 1
                 given = retry_after(answer.headers.get("Retry-After"))
@@ -301,7 +292,7 @@ class UpstreamClient:
             raise _LostAnswerError(_describe(exc), timed_out=True) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             _alert(f"CUTOUT_UPSTREAM_URL is not usable: {exc}")
-            raise RemovalError(5030) from None
+            raise RemovalError(errors.UPSTREAM_UNAVAILABLE) from None
         except httpx.TransportError as exc:
             # Refused, or closed/reset before any byte of an answer: the upstream gave no
             # result, and Pixian charges only for results.
@@ -364,21 +355,21 @@ def _failure(answer: _Answer, what: str, tries: int) -> RemovalError:
     detail = f"{answer.status} {error}" if error else f"{answer.status} (no error JSON)"
     if answer.status in _ACCOUNT_STATUSES:
         _alert(f"{what}: the upstream refused Cutout's own account: {detail}")
-        return RemovalError(5030)
+        return RemovalError(errors.UPSTREAM_UNAVAILABLE)
     if answer.status >= 500:
         logger.warning("upstream %s: failed after %d tries: %s", what, tries, detail)
-        return RemovalError(5020)
+        return RemovalError(errors.UPSTREAM_FAILED)
     if error is None:
         _alert(f"{what}: an answer that is not Pixian's: {detail}")
-        return RemovalError(5020)
+        return RemovalError(errors.UPSTREAM_FAILED)
     if answer.status == 400:
         code, message = error
-        return RemovalError(UPSTREAM_400_CODES.get(code, UPSTREAM_REFUSED), message or None)
+        return RemovalError(UPSTREAM_400_CODES.get(code, errors.UPSTREAM_REFUSED), message or None)
     if answer.status == 413:
-        return RemovalError(1004)
+        return RemovalError(errors.BODY_TOO_LARGE)
     # 404, 405, 415 ...: Cutout sent something this upstream does not serve.
     _alert(f"{what}: the upstream does not take Cutout's request: {detail}")
-    return RemovalError(5020)
+    return RemovalError(errors.UPSTREAM_FAILED)
 
 
 # --- one client per process, from the settings --------------------------------------------
@@ -390,7 +381,7 @@ _client_lock = threading.Lock()
 
 def get_client() -> UpstreamClient:
     """The process's client, built from the settings on first use (and again after a fork or a
-    settings change). Raises `RemovalError(5030)` when reseller mode is not configured."""
+    settings change). Raises `RemovalError` 5030 when reseller mode is not configured."""
     global _client, _client_key
     key = (
         os.getpid(),
@@ -407,7 +398,7 @@ def get_client() -> UpstreamClient:
         _, url, api_id, secret, deadline_s, backoff_s, max_tries = key
         if not (url and api_id and secret):
             _alert("CUTOUT_UPSTREAM_URL, CUTOUT_UPSTREAM_ID and CUTOUT_UPSTREAM_SECRET must be set")
-            raise RemovalError(5030)
+            raise RemovalError(errors.UPSTREAM_UNAVAILABLE)
         if _client is not None and _client_key is not None and _client_key[0] == os.getpid():
             _client.close()
         _client = UpstreamClient(
