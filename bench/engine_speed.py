@@ -90,7 +90,7 @@ class CutoutWorker:
         t1 = time.perf_counter()
         result = self.remover.render(cutout, options)
         t2, c2 = time.perf_counter(), time.process_time()
-        stages = {k: round(v, 4) for k, v in cutout.extra["timings"].items()}
+        stages = {k: round(v, 4) for k, v in cutout.timings.items()}
         stages["render"] = round(t2 - t1, 4)
         # Encode alone (outside the timed request): the bytes-out step rembg also has.
         e0, ec0 = time.perf_counter(), time.process_time()

@@ -119,6 +119,28 @@ def _is_lapsed(account: CreditAccount, now: datetime) -> bool:
     return account.use_before is not None and account.use_before <= now
 
 
+def _refusal(
+    account: CreditAccount, amount: Decimal, now: datetime
+) -> InsufficientCreditsError | None:
+    """Why `account` cannot hold `amount` now (lapsed, or too few credits), or None."""
+    if _is_lapsed(account, now):
+        return CreditsLapsedError(amount, account.use_before)
+    if account.available < amount:
+        return InsufficientCreditsError(amount, account.available)
+    return None
+
+
+def check_affordable(user: AbstractBaseUser, amount: Decimal) -> None:
+    """Raise what `reserve` would raise for `amount`, holding nothing: a read, for work that
+    is done before its price is held (the website's re-render)."""
+    account = CreditAccount.objects.filter(user=user).first()
+    if account is None:
+        raise InsufficientCreditsError(_check_amount(amount), Decimal(0))
+    refusal = _refusal(account, _check_amount(amount), timezone.now())
+    if refusal is not None:
+        raise refusal
+
+
 def _write(
     account: CreditAccount,
     kind: str,
@@ -211,15 +233,11 @@ def reserve(
     amount = _check_amount(amount)
     if kind != Kind.CHARGE:
         raise ValueError(f"reservations are settled as charges, not {kind!r}")
-    refusal: InsufficientCreditsError | None = None
     with transaction.atomic():
         account = _locked_account(user)
         now = timezone.now()
         _expire_if_lapsed(account, now)
-        if _is_lapsed(account, now):
-            refusal = CreditsLapsedError(amount, account.use_before)
-        elif account.available < amount:
-            refusal = InsufficientCreditsError(amount, account.available)
+        refusal = _refusal(account, amount, now)
         if refusal is not None:
             # A replay of a request that already holds (or held) credits is not a new call.
             replay = Reservation.objects.filter(reference=reference, account=account).first()

@@ -49,6 +49,8 @@ def verify_pair(
         key_id, secret = parse()
         api_key = keys.verify(key_id, secret)
         if api_key is None:
+            # The call record goes to the account whose key id was tried (removal/api/recording.py).
+            request._request.failed_api_key = keys.find(key_id)
             raise RemovalError(errors.BAD_CREDENTIALS)
     except RemovalError:
         limits.hit(key, FAILURE_WINDOW_S)

@@ -87,6 +87,9 @@ IDEMPOTENCY_IN_PROGRESS = define(
     4090, 409, "A request with this Idempotency-Key is still in progress; retry later."
 )
 UNSUPPORTED_MEDIA_TYPE = define(4150, 415, "Unsupported content type.")
+IDEMPOTENCY_KEY_REUSED = define(
+    4220, 422, "This Idempotency-Key was sent before with a different request; use a new key."
+)
 RATE_LIMITED = define(4290, 429, "Rate or concurrency limit reached; retry later.")
 
 # 5xxx: Cutout's fault, or the upstream's.

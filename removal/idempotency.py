@@ -48,15 +48,20 @@ def clean_key(raw: str) -> str:
     return key
 
 
-def claim(user: AbstractBaseUser, endpoint: str, key: str) -> IdempotentRequest | StoredAnswer:
+def claim(
+    user: AbstractBaseUser, endpoint: str, key: str, fingerprint: str = ""
+) -> IdempotentRequest | StoredAnswer:
     """The pending row this request now owns, or the stored answer of an earlier one.
 
-    Raises RemovalError 4090 while another request with the key is still running.
+    Raises RemovalError 4220 when the key was used for a request with another `fingerprint`
+    (removal/fingerprint.py), 4090 while another request with the key is still running.
     """
     for _ in range(3):
         try:
             with transaction.atomic():
-                record = IdempotentRequest.objects.create(user=user, endpoint=endpoint, key=key)
+                record = IdempotentRequest.objects.create(
+                    user=user, endpoint=endpoint, key=key, fingerprint=fingerprint
+                )
         except IntegrityError:
             pass
         else:
@@ -80,6 +85,8 @@ def claim(user: AbstractBaseUser, endpoint: str, key: str) -> IdempotentRequest 
                 pk=existing.pk, created_at=existing.created_at
             ).delete()
             continue
+        if fingerprint and existing.fingerprint and existing.fingerprint != fingerprint:
+            raise RemovalError(errors.IDEMPOTENCY_KEY_REUSED)
         if existing.state == IdempotentRequest.State.DONE:
             return StoredAnswer(
                 existing.status, existing.content_type, existing.headers, bytes(existing.body)

@@ -65,6 +65,11 @@ def verify(key_id: str, secret: str) -> ApiKey | None:
     return key
 
 
+def find(key_id: str) -> ApiKey | None:
+    """The key with this id, active or not (for attributing a failed attempt)."""
+    return ApiKey.objects.select_related("user").filter(key_id=key_id).first()
+
+
 def revoke(key: ApiKey) -> None:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()

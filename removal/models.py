@@ -48,6 +48,8 @@ class IdempotentRequest(models.Model):
     )
     endpoint = models.CharField(max_length=40)
     key = models.CharField(max_length=255)
+    # removal/fingerprint.py: the same key with another request is refused, not replayed.
+    fingerprint = models.CharField(max_length=64, blank=True)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
@@ -104,3 +106,48 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename or 'image'})"
+
+
+class CallRecord(models.Model):
+    """One authenticated call that reached a view, as its account and the operator see it:
+    no image data. Written by removal/calls.py; kept CUTOUT_CALL_RECORD_RETENTION_DAYS.
+
+    401s and 429s past the first of an account in a minute are counted in that first row's
+    `repeats`, not recorded one by one.
+    """
+
+    class Channel(models.TextChoices):
+        API = "api"
+        WEBSITE = "website"
+        BATCH = "batch"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="call_records"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="call_records"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wire_format = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=60)
+    test = models.BooleanField(default=False)
+    replay = models.BooleanField(default=False)
+    status = models.PositiveSmallIntegerField()
+    error_code = models.PositiveIntegerField(null=True, blank=True)
+    credits = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    input_bytes = models.PositiveBigIntegerField(default=0)
+    input_pixels = models.PositiveBigIntegerField(default=0)
+    output_bytes = models.PositiveBigIntegerField(default=0)
+    output_pixels = models.PositiveBigIntegerField(default=0)
+    engine = models.CharField(max_length=20, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    request_id = models.CharField(max_length=32)
+    repeats = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="removal_call_user_day")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.status} ({self.request_id})"

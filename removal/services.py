@@ -7,20 +7,18 @@ and the reservation is settled on success or released on any failure, so a faile
 charges nothing and `charged` is always exactly the ledger entry's amount.
 """
 
-import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 
-from billing import ledger, pricing
-from removal import active_engine, fetch
+from billing import pricing
+from removal import active_engine, charging, fetch
+from removal.calls import Call
 from removal.engine import decode
-from removal.engine.types import RemovalOptions, RemovalResult
-from removal.errors import RemovalError
+from removal.engine.types import RemovalContext, RemovalOptions, RemovalResult
 from removal.inputs import ImageInput
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,46 +39,47 @@ def image_bytes(image: ImageInput) -> bytes:
     return image.data
 
 
-def _reserve(user, amount: Decimal, reference: str) -> "ledger.Reservation":
-    try:
-        return ledger.reserve(user, amount, reference, cause=f"request {reference}")
-    except ledger.InsufficientCreditsError as exc:  # CreditsLapsedError too (code 4021)
-        raise RemovalError(exc.code, str(exc)) from None
+def upstream_due(result: RemovalResult) -> Decimal | None:
+    """What the customer owes for an upstream's result (its charge × markup); None for the
+    local engine, whose price is the hold."""
+    if result.upstream_credits is None:
+        return None
+    return pricing.reseller_charge(result.upstream_credits)
 
 
 def remove_background(
-    user,
+    user: AbstractBaseUser,
     image: ImageInput,
     options: RemovalOptions,
     *,
     reference: str,
     product: str = pricing.IMAGE,
+    context: RemovalContext | None = None,
+    call: Call | None = None,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
-    `reference` (the request id) identifies the charge in the ledger. Raises RemovalError:
-    input errors (1xxx, 3xxx) before any credit is touched, 4020/4021 when the balance
-    cannot pay, and whatever the engine raises, after releasing the reservation.
+    `reference` (the request id) identifies the charge in the ledger; `call` (if any) gets the
+    outcome for the call record. Raises RemovalError: input errors (1xxx, 3xxx) before any
+    credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
+    after releasing the hold.
     """
     data = image_bytes(image)
-    decode.probe(data)
-    quote = pricing.quote(product, test=options.test)
-    reservation = None if quote.is_free else _reserve(user, quote.hold, reference)
-    try:
-        result = active_engine.get_remover().remove(data, options)
-    except BaseException:
-        if reservation is not None:
-            ledger.release(reservation)
-        raise
-    charged = Decimal(0)
-    if reservation is not None:
-        due = None
-        if result.upstream_credits is not None:
-            due = pricing.reseller_charge(result.upstream_credits)
-        try:
-            charged = -ledger.settle(reservation, due).amount
-        except ledger.ReservationClosedError:
-            # Released as stale while the work ran: nothing is held, so nothing is charged,
-            # and the header says so.
-            logger.warning("request %s finished after its reservation was released", reference)
-    return Removal(result=result, charged=charged, calculated=quote.calculated, test=options.test)
+    info = decode.probe(data)
+    if call is not None:
+        call.test = options.test
+        call.saw_input(data, info)
+    engine = active_engine.get_remover()
+    paid = charging.run(
+        user,
+        pricing.quote(product, test=options.test),
+        reference,
+        lambda: engine.remove(data, options, context),
+        due=upstream_due,
+        call=call,
+    )
+    if call is not None:
+        call.saw_result(paid.result)
+    return Removal(
+        result=paid.result, charged=paid.charged, calculated=paid.calculated, test=options.test
+    )

@@ -1,13 +1,15 @@
 """The website's uploads: each image is analysed and charged once, then re-rendered for free.
 
 `create_upload()` follows the API's order of checks (spec/pixian-v2.md): the image's header is
-probed (400s), credits are reserved (402, skipped in test mode), the expensive analysis runs
-outside any transaction, the original and its alpha are stored (Django's default storage, so
-S3 works), and only then is the reservation settled; any failure releases it, so a failed
-upload charges nothing.
+probed (400s), then through the one charging path (removal/charging.py) the price is held
+(402, skipped in test mode), the expensive analysis runs outside any transaction, the original
+and its alpha are stored (Django's default storage, so S3 works), and the hold is settled;
+any failure releases it, so a failed upload charges nothing.
 
 `render_upload()` re-renders a stored upload with other options at no charge. An upload made
-in test mode is not paid for; its first render outside test mode charges it, once.
+in test mode is not paid for: its first render outside test mode is rendered first (a bad
+option costs nothing), then its payment is claimed and charged in one transaction, so that of
+several such renders at once exactly one pays and none returns a production result unpaid.
 Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS`; `manage.py purge_results` deletes them.
 """
 
@@ -21,9 +23,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-import cv2
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -31,9 +33,10 @@ from django.utils import timezone
 from PIL import Image
 
 from billing import ledger, pricing
-from removal import active_engine, errors, services
-from removal.engine import decode, encode
-from removal.engine.types import Cutout, RemovalOptions, RemovalResult
+from removal import active_engine, charging, errors, services
+from removal.calls import Call
+from removal.engine import cutouts, decode, encode
+from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
 from removal.errors import RemovalError
 from removal.inputs import ImageInput
 from removal.models import Upload
@@ -78,7 +81,7 @@ class Rendering:
     test: bool
 
 
-def uploader_state(user) -> UploaderState:
+def uploader_state(user: AbstractBaseUser) -> UploaderState:
     """The page's starting point; test mode starts on when the balance cannot pay an image."""
     credits = ledger.account_summary(user).credits
     price = pricing.production_price()
@@ -90,40 +93,11 @@ def uploader_state(user) -> UploaderState:
     )
 
 
-def clean_key(value) -> str:
+def clean_key(value: object) -> str:
     """The page's id for one file (a retried POST carries the same); a fresh one otherwise."""
     if isinstance(value, str) and _KEY.fullmatch(value):
         return value
     return secrets.token_hex(16)
-
-
-def _local_engine():
-    remover = active_engine.get_remover()
-    if not hasattr(remover, "analyse"):
-        # Reseller mode keeps no alpha to re-render from; the website needs the local engine.
-        raise RemovalError(
-            errors.UPSTREAM_UNAVAILABLE, "The website's upload page needs the local engine."
-        )
-    return remover
-
-
-def _reserve(user, amount: Decimal, reference: str) -> "ledger.Reservation":
-    try:
-        return ledger.reserve(user, amount, reference, cause=f"website {reference}")
-    except ledger.InsufficientCreditsError as exc:  # CreditsLapsedError too (code 4021)
-        raise RemovalError(exc.code, str(exc)) from None
-
-
-def _settle(reservation) -> Decimal:
-    try:
-        return -ledger.settle(reservation).amount
-    except ledger.ReservationClosedError:
-        logger.warning("upload %s finished after its reservation was released", reservation)
-        return Decimal(0)
-
-
-def _alpha_png(alpha: np.ndarray) -> bytes:
-    return encode.mask_png(alpha)
 
 
 def _reference(upload_key: str) -> str:
@@ -133,7 +107,7 @@ def _reference(upload_key: str) -> str:
 
 
 def _store(
-    user, key: str, data: bytes, filename: str, cutout: Cutout, paid: bool
+    user: AbstractBaseUser, key: str, data: bytes, filename: str, cutout: Cutout, paid: bool
 ) -> tuple[Upload, bool]:
     """Save the original and its alpha; (upload, created). Not created: the same file (same
     key) posted twice at once, and the other request stored it first."""
@@ -147,7 +121,7 @@ def _store(
         expires_at=timezone.now() + timedelta(hours=settings.CUTOUT_UPLOAD_RETENTION_HOURS),
     )
     upload.original.save("original", ContentFile(data), save=False)
-    upload.alpha.save("alpha.png", ContentFile(_alpha_png(cutout.alpha)), save=False)
+    upload.alpha.save("alpha.png", ContentFile(encode.mask_png(cutout.alpha)), save=False)
     try:
         with transaction.atomic():
             upload.save()
@@ -158,44 +132,67 @@ def _store(
     return upload, True
 
 
-def create_upload(user, image: ImageInput, options: RemovalOptions, *, key: str) -> Rendering:
+def _rendering(
+    upload: Upload, result: RemovalResult, paid: charging.Charged, test: bool
+) -> Rendering:
+    if paid.charged:
+        Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + paid.charged)
+    return Rendering(
+        upload=upload,
+        result=result,
+        charged=paid.charged,
+        calculated=paid.calculated,
+        credits=ledger.account_summary(upload.user).credits,
+        test=test,
+    )
+
+
+def create_upload(
+    user: AbstractBaseUser,
+    image: ImageInput,
+    options: RemovalOptions,
+    *,
+    key: str,
+    call: Call | None = None,
+) -> Rendering:
     """Analyse `image` for `user`, charge it once (unless `options.test`), store what
     re-rendering needs, and render it with `options`.
 
     A repeated `key` (a retried request) renders the stored upload again and charges nothing
     more. Raises RemovalError: 1xxx for a bad image, 4020/4021 when the balance cannot pay,
-    whatever the engine raises (after releasing the reservation).
+    whatever the engine raises (after releasing the hold).
     """
     existing = Upload.objects.filter(user=user, key=key).first()
     if existing is not None:
-        return render_upload(existing, options)
-    remover = _local_engine()
+        return render_upload(existing, options, call=call)
+    engine = active_engine.get_remover()
     data = services.image_bytes(image)  # image.url: fetched under the API's rules
-    decode.probe(data)
-    quote = pricing.quote(pricing.IMAGE, test=options.test)
-    reservation = None if quote.is_free else _reserve(user, quote.hold, _reference(key))
-    try:
-        cutout = remover.analyse(data, options)
-        upload, created = _store(user, key, data, image.filename, cutout, reservation is not None)
-    except BaseException:
-        if reservation is not None:
-            ledger.release(reservation)
-        raise
-    charged = Decimal(0)
-    if reservation is not None and not created:
-        ledger.release(reservation)  # the twin request pays; this one is the same upload
-    elif reservation is not None:
-        charged = _settle(reservation)
-        Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + charged)
-    result = remover.render(cutout, options)
-    return Rendering(
-        upload=upload,
-        result=result,
-        charged=charged,
-        calculated=quote.calculated,
-        credits=ledger.account_summary(user).credits,
-        test=options.test,
+    info = decode.probe(data)
+    if call is not None:
+        call.test = options.test
+        call.saw_input(data, info)
+    reference = _reference(key)
+    context = RemovalContext(reference=reference, filename=image.filename)
+
+    def analyse_and_store() -> tuple[Cutout, Upload, bool]:
+        cutout = engine.analyse(data, options, context)
+        upload, created = _store(user, key, data, image.filename, cutout, not options.test)
+        return cutout, upload, created
+
+    paid = charging.run(
+        user,
+        pricing.quote(pricing.IMAGE, test=options.test),
+        reference,
+        analyse_and_store,
+        # The twin request that stored this key first pays; this one charges nothing.
+        due=lambda stored: None if stored[2] else Decimal(0),
+        call=call,
     )
+    cutout, upload, _ = paid.result
+    result = engine.render(cutout, options)
+    if call is not None:
+        call.saw_result(result)
+    return _rendering(upload, result, paid, options.test)
 
 
 def get_upload(user, public_id: str) -> Upload:
@@ -208,50 +205,52 @@ def get_upload(user, public_id: str) -> Upload:
     return upload
 
 
-def render_upload(upload: Upload, options: RemovalOptions) -> Rendering:
+class _UploadPayment:
+    """The claim that an upload is paid for, taken in the same transaction as the hold."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.upload = upload
+
+    def take(self) -> bool:
+        # A conditional UPDATE: of several at once, the database lets exactly one flip it.
+        return Upload.objects.filter(pk=self.upload.pk, paid=False).update(paid=True) == 1
+
+    def give_back(self) -> None:
+        Upload.objects.filter(pk=self.upload.pk).update(paid=False)
+
+
+def render_upload(
+    upload: Upload, options: RemovalOptions, *, call: Call | None = None
+) -> Rendering:
     """Render a stored upload with `options`. Free, except that the first render outside test
     mode of an upload made in test mode charges the image's price (once)."""
-    remover = _local_engine()
+    engine = active_engine.get_remover()
     quote = pricing.quote(pricing.IMAGE, test=options.test)
-    reservation = None
-    # Claim the payment first (an atomic flip), so that two renders at once charge once.
-    if not options.test and not upload.paid and _claim_payment(upload):
+    if call is not None:
+        call.test = options.test
+    if not (options.test or upload.paid):
+        # Refuse before rendering what the balance cannot pay (a 0-credit account must not
+        # get the work done for nothing); the hold below is what really decides.
         try:
-            reservation = _reserve(upload.user, quote.hold, _reference(upload.key))
-        except RemovalError:
-            _unclaim_payment(upload)
-            raise
-    try:
-        cutout = restore_cutout(upload)
-        result = remover.render(cutout, options)
-    except BaseException:
-        if reservation is not None:
-            ledger.release(reservation)
-            _unclaim_payment(upload)
-        raise
-    charged = Decimal(0)
-    if reservation is not None:
-        charged = _settle(reservation)
-        Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + charged)
-    return Rendering(
-        upload=upload,
-        result=result,
-        charged=charged,
-        calculated=quote.calculated,
-        credits=ledger.account_summary(upload.user).credits,
-        test=options.test,
-    )
-
-
-def _claim_payment(upload: Upload) -> bool:
-    claimed = Upload.objects.filter(pk=upload.pk, paid=False).update(paid=True) == 1
-    upload.paid = True
-    return claimed
-
-
-def _unclaim_payment(upload: Upload) -> None:
-    Upload.objects.filter(pk=upload.pk).update(paid=False)
-    upload.paid = False
+            ledger.check_affordable(upload.user, quote.hold)
+        except ledger.InsufficientCreditsError as exc:
+            raise RemovalError(exc.code, str(exc)) from None
+    result = engine.render(restore_cutout(upload), options)
+    if options.test or upload.paid:
+        paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
+    else:
+        paid = charging.run(
+            upload.user,
+            quote,
+            _reference(upload.key),
+            lambda: result,
+            claim=_UploadPayment(upload),
+            call=call,
+        )
+        upload.paid = True
+    if call is not None:
+        call.saw_result(result)
+    return _rendering(upload, result, paid, options.test)
 
 
 def _remember(pk: int, cutout: Cutout) -> None:
@@ -263,8 +262,8 @@ def _remember(pk: int, cutout: Cutout) -> None:
 
 
 def restore_cutout(upload: Upload) -> Cutout:
-    """The upload's Cutout as the engine's `analyse()` made it: the original decoded again
-    (and scaled to the stored alpha's size when `max_pixels` had scaled it), with the alpha."""
+    """The upload's Cutout as the engine's `analyse()` made it, from the stored original and
+    alpha (engine/cutouts.py), kept for the next render in this process."""
     with _cache_lock:
         cutout = _cache.get(upload.pk)
         if cutout is not None:
@@ -274,25 +273,7 @@ def restore_cutout(upload: Upload) -> Cutout:
         data = f.read()
     with upload.alpha.open("rb") as f, Image.open(io.BytesIO(f.read())) as im:
         alpha = np.asarray(im.convert("L")).copy()
-    decoded = decode.decode(data)
-    full_rgb, full_alpha = decoded.rgb, decoded.alpha
-    full_h, full_w = full_rgb.shape[:2]
-    work_h, work_w = alpha.shape
-    extra: dict = {}
-    if (work_w, work_h) != (full_w, full_h):
-        rgb = cv2.resize(full_rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
-        extra["full_rgb"] = full_rgb
-        extra["full_input_alpha"] = full_alpha
-    else:
-        rgb = full_rgb
-    cutout = Cutout(
-        rgb=rgb,
-        alpha=alpha,
-        full_size=(full_w, full_h),
-        orientation=decoded.info.orientation,
-        source_format=decoded.info.format,
-        extra=extra,
-    )
+    cutout = cutouts.restore(data, alpha)
     _remember(upload.pk, cutout)
     return cutout
 

@@ -21,7 +21,9 @@ from removal import inputs, limits, uploads
 from removal.api.body import check_body_size
 from removal.api.pixian.options import parse_pixian_options
 from removal.api.pixian.views import result_headers
+from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
+from removal.models import CallRecord
 
 
 @login_required
@@ -40,29 +42,36 @@ def image_response(rendering: uploads.Rendering) -> Response:
     return Response(result.body, content_type=result.content_type, headers=headers)
 
 
-class PageCallView(ImageResultMixin, APIView):
+class PageCallView(RecordedCallMixin, ImageResultMixin, APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
     renderer_classes = ERROR_THEN_IMAGE
     wire_format = "pixian"
+    channel = CallRecord.Channel.WEBSITE
 
 
 class CreateUploadView(PageCallView):
+    endpoint_name = "website:upload"
+
     def post(self, request: Request) -> Response:
         with limits.limited(f"user:{request.user.pk}"):
             check_body_size(request.META)
             options = parse_pixian_options(request.data)
             image = inputs.select_input(request.data, request.FILES)
             key = uploads.clean_key(request.data.get("key"))
-            rendering = uploads.create_upload(request.user, image, options, key=key)
+            rendering = uploads.create_upload(
+                request.user, image, options, key=key, call=request.call
+            )
         return image_response(rendering)
 
 
 class RenderUploadView(PageCallView):
+    endpoint_name = "website:render"
+
     def post(self, request: Request, public_id: str) -> Response:
         upload = uploads.get_upload(request.user, public_id)
         with limits.limited(f"user:{request.user.pk}"):
             options = parse_pixian_options(request.data)
-            rendering = uploads.render_upload(upload, options)
+            rendering = uploads.render_upload(upload, options, call=request.call)
         return image_response(rendering)

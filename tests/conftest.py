@@ -40,6 +40,22 @@ def _isolated(settings, tmp_path):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _ledger_stays_balanced(request):
+    """After every test that touched the database, `check_ledger` is clean: every balance is
+    the sum of its entries, every hold has its reservation."""
+    names = set(request.fixturenames)
+    database = next((n for n in ("transactional_db", "db", "live_server") if n in names), None)
+    if database is None or request.node.get_closest_marker("tampers_with_the_ledger"):
+        yield
+        return
+    request.getfixturevalue(database)
+    yield
+    from billing import ledger
+
+    assert ledger.check() == []
+
+
 @pytest.fixture
 def alice(db) -> User:
     from tests.support_billing import give_credits  # a plugin: imported once pytest loaded it

@@ -495,7 +495,9 @@ def test_a_stored_error_is_replayed_with_its_status(api, alice):
     first = api.post(
         PIXIAN_PATH, {"image": upload(photo()), "output.format": "gif"}, HTTP_IDEMPOTENCY_KEY="k1"
     )
-    again = api.post(PIXIAN_PATH, {"image": upload(photo())}, HTTP_IDEMPOTENCY_KEY="k1")
+    again = api.post(
+        PIXIAN_PATH, {"image": upload(photo()), "output.format": "gif"}, HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert_error(again, 400, 2008)
     assert again.content == first.content
     assert_nothing_charged(alice)

@@ -363,6 +363,7 @@ def test_grant_credits_command_refuses_bad_input(bob, args):
     assert not LedgerEntry.objects.filter(account__user=bob).exists()
 
 
+@pytest.mark.tampers_with_the_ledger
 def test_check_ledger_passes_on_honest_books_and_fails_on_a_tampered_balance(alice, bob):
     give_credits(bob, D(2))
     ledger.settle(ledger.reserve(bob, D("0.25"), "req-x"))
@@ -378,6 +379,7 @@ def test_check_ledger_passes_on_honest_books_and_fails_on_a_tampered_balance(ali
     assert "bob@example.com" in err.getvalue() and "sum of entries" in err.getvalue()
 
 
+@pytest.mark.tampers_with_the_ledger
 def test_check_ledger_notices_held_credits_without_a_reservation(bob):
     give_credits(bob, D(2))
     CreditAccount.objects.filter(user=bob).update(held=D(1))

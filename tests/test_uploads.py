@@ -199,7 +199,9 @@ def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, c
         created_at=timezone.now() - timedelta(days=2)
     )
     call_command("purge_results")
-    assert capsys.readouterr().out.strip() == "Purged 1 upload and 1 stored API answer."
+    assert capsys.readouterr().out.strip() == (
+        "Purged 1 upload, 1 stored API answer and 0 call records."
+    )
     assert not IdempotentRequest.objects.exists()
     assert list(Upload.objects.values_list("public_id", flat=True)) == [new_id]
     assert not old.original.storage.exists(old.original.name)

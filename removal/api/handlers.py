@@ -69,6 +69,8 @@ def exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     if error is None:
         logger.exception("unexpected error in %s, request %s", type(view).__name__, request_id)
         error = internal_error(request_id)
+    # For the call record (removal/api/recording.py): the neutral code, whatever the format.
+    django_request.removal_error = error
     response = formats.error_response(wire_format, error, formats.context_of(django_request))
     if isinstance(exc, drf.MethodNotAllowed) and view is not None:
         response["Allow"] = ", ".join(view.allowed_methods)

@@ -1,40 +1,66 @@
 """The HTTP side of `Idempotency-Key` (the rules and the store are in removal/idempotency.py).
 
-An endpoint mixes in `IdempotentPostMixin`, names itself in `idempotency_endpoint`, and runs
-its work through `answer_once()`, which replays a stored answer (with the header
-`Idempotent-Replayed: true`) or runs the work once and stores what it answered, errors
-included, so a replay gets the same status, headers and bytes and is never charged again.
+An endpoint mixes in `IdempotentPostMixin`, names itself in `idempotency_endpoint`, and answers
+through `answer_once(request, parse, work)`: `parse()` reads the request into something with a
+`fingerprint` (removal/fingerprint.py), `work(parsed)` does the rest. With a key, a stored
+answer to the same request is replayed (with `Idempotent-Replayed: true`), the key sent with
+another request is refused (422), and otherwise the work runs once and what it answered,
+errors included, is stored: status, headers and the very bytes sent. A request refused while
+it was read is stored too, under the fingerprint of its refusal.
 """
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
-from removal import idempotency
+from removal import fingerprint, idempotency
+from removal.errors import RemovalError
 
 # Per-request headers: each answer, a replay too, has its own.
 _NOT_REPLAYED = {"content-type", "content-length", "x-request-id", "vary"}
+
+
+class Fingerprinted(Protocol):
+    fingerprint: str
+
+
+P = TypeVar("P", bound=Fingerprinted)
 
 
 class IdempotentPostMixin:
     idempotency_endpoint: str = ""
 
     def answer_once(
-        self, request: Request, work: Callable[[], HttpResponseBase]
+        self,
+        request: Request,
+        parse: Callable[[], P],
+        work: Callable[[P], HttpResponseBase],
     ) -> HttpResponseBase:
         raw = request.headers.get("Idempotency-Key")
         if raw is None:
-            return work()
-        claimed = idempotency.claim(
-            request.user, self.idempotency_endpoint, idempotency.clean_key(raw)
-        )
+            return work(parse())
+        key = idempotency.clean_key(raw)
+        refusal: RemovalError | None = None
+        try:
+            parsed = parse()
+            request_print = parsed.fingerprint
+        except RemovalError as exc:
+            refusal = exc
+            request_print = fingerprint.of_failure(self.idempotency_endpoint, exc)
+        claimed = idempotency.claim(request.user, self.idempotency_endpoint, key, request_print)
         if isinstance(claimed, idempotency.StoredAnswer):
+            call = getattr(request, "call", None)
+            if call is not None:
+                call.replay = True
             return replay(claimed)
         try:
             try:
-                response = work()
+                if refusal is not None:
+                    raise refusal
+                response = work(parsed)
             except Exception as exc:
                 # Rendered here rather than by dispatch, so that errors are stored too.
                 response = self.handle_exception(exc)

@@ -57,11 +57,12 @@ def full_size_layers(cutout: Cutout) -> tuple[np.ndarray, np.ndarray]:
     width, height = cutout.full_size
     if cutout.alpha.shape[:2] == (height, width):
         return cutout.rgb, cutout.alpha
-    rgb = cutout.extra["full_rgb"]
+    if cutout.full_rgb is None:
+        raise ValueError("a Cutout at less than full size must keep its full-size input")
     alpha = cv2.resize(cutout.alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-    full_input_alpha = cutout.extra.get("full_input_alpha")
-    if full_input_alpha is not None:
-        cv2.min(alpha, full_input_alpha, dst=alpha)
+    if cutout.full_input_alpha is not None:
+        cv2.min(alpha, cutout.full_input_alpha, dst=alpha)
+    rgb = cutout.full_rgb
     return rgb, alpha
 
 
@@ -77,7 +78,7 @@ def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
         return _render_delta(cutout, options, input_box)
 
     rgb, alpha = cutout.rgb, cutout.alpha
-    if not options.raw and fmt != "mask":
+    if not (options.raw or cutout.colours_estimated) and fmt != "mask":
         rgb = compose.estimate_foreground(rgb, alpha)
     rgb, alpha, placement = layout.layout(rgb, alpha, box, options)
     result_box = placement.box(box)
@@ -117,11 +118,11 @@ def _mask(alpha: np.ndarray, options: RemovalOptions) -> bytes:
 
 def _render_delta(cutout: Cutout, options: RemovalOptions, input_box: Box) -> RemovalResult:
     rgb, alpha = full_size_layers(cutout)
-    if not options.raw:
+    if not (options.raw or cutout.colours_estimated):
         rgb = compose.estimate_foreground(rgb, alpha)
     if options.test:
         delta = encode.delta_rgba(rgb, alpha)
-        input_rgb = cutout.extra.get("full_rgb", cutout.rgb)
+        input_rgb = cutout.rgb if cutout.full_rgb is None else cutout.full_rgb
         body = encode.png(watermark.apply_to_delta(delta, input_rgb))
     else:
         body = encode.delta_png(rgb, alpha)

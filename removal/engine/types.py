@@ -78,13 +78,27 @@ class RemovalOptions:
     raw: bool = False
 
 
+@dataclass(frozen=True)
+class RemovalContext:
+    """What an engine may need of the request besides the image and the options: an upstream
+    engine forwards the input's file name and derives its idempotency key from the request's
+    `reference` and `fingerprint` (removal/fingerprint.py)."""
+
+    reference: str = ""
+    fingerprint: str = ""
+    filename: str = ""
+
+
 @dataclass
 class Cutout:
     """The expensive part of a removal, kept so that re-rendering with other options is free.
 
     `rgb` is the oriented input at processing size (after `max_pixels`), `alpha` the
     segmentation at the same size (uint8, already limited by the input's own alpha),
-    `full_size` the oriented input's size before any downscaling.
+    `full_size` the oriented input's size before any downscaling. When `max_pixels` scaled
+    the input down, `full_rgb` and `full_input_alpha` keep it at full size for the Delta PNG,
+    which is always at the input's size. `colours_estimated`: `rgb` already holds the
+    foreground's own colours (an upstream's cut-out), so rendering does not estimate them.
     """
 
     rgb: np.ndarray
@@ -92,7 +106,10 @@ class Cutout:
     full_size: tuple[int, int]
     orientation: int = 1
     source_format: str = ""
-    extra: dict = field(default_factory=dict)
+    full_rgb: np.ndarray | None = None
+    full_input_alpha: np.ndarray | None = None
+    colours_estimated: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,11 +121,28 @@ class RemovalResult:
     input_foreground: Box
     result_foreground: Box
     orientation: int = 1
+    # Which engine made it ("local", "upstream"), for the call record.
+    engine: str = ""
     # Reseller mode: what the upstream charged for this result (None for the local engine).
     upstream_credits: str | None = None
 
 
 class Remover(Protocol):
-    """What the APIs and the website call: the local engine or the upstream client."""
+    """What the APIs and the website call: the local engine or an upstream one.
 
-    def remove(self, data: bytes, options: RemovalOptions) -> RemovalResult: ...
+    `analyse` is the expensive part (decode, scale, segment); `render` turns its `Cutout` into
+    bytes for given options and is shared by every engine; `remove` is both, and an engine may
+    answer it in one call. Callers use `remove` when nothing will be re-rendered.
+    """
+
+    name: str
+
+    def analyse(
+        self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
+    ) -> Cutout: ...
+
+    def render(self, cutout: Cutout, options: RemovalOptions) -> RemovalResult: ...
+
+    def remove(
+        self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
+    ) -> RemovalResult: ...

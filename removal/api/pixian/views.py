@@ -9,6 +9,7 @@ for the probe, the credits and the work.
 
 from decimal import Decimal
 
+from django.http.response import HttpResponseBase
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,12 +17,13 @@ from rest_framework.views import APIView
 
 from billing import ledger
 from billing.formatting import format_credits, format_time
-from removal import inputs, limits, services
+from removal import fingerprint, inputs, limits, services
 from removal.api.body import check_body_size
 from removal.api.pixian.options import parse_pixian_options
+from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, CreditsJSONRenderer, ImageResultMixin
 from removal.api.replay import IdempotentPostMixin
-from removal.engine.types import RemovalResult
+from removal.engine.types import RemovalContext, RemovalResult
 
 
 def result_headers(
@@ -43,33 +45,48 @@ def result_headers(
     return headers
 
 
-class RemoveBackgroundView(ImageResultMixin, IdempotentPostMixin, APIView):
+class RemoveBackgroundView(RecordedCallMixin, ImageResultMixin, IdempotentPostMixin, APIView):
     wire_format = "pixian"
-    idempotency_endpoint = "pixian:remove-background"
+    endpoint_name = idempotency_endpoint = "pixian:remove-background"
     parser_classes = [MultiPartParser, FormParser]
     renderer_classes = ERROR_THEN_IMAGE
 
-    def post(self, request: Request) -> Response:
-        return self.answer_once(request, lambda: self.remove(request))
-
-    def remove(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponseBase:
         with limits.limited(f"user:{request.user.pk}"):
-            check_body_size(request.META)
-            image = inputs.select_input(request.data, request.FILES)
-            options = parse_pixian_options(request.data)
-            removal = services.remove_background(
-                request.user, image, options, reference=f"api:{request.request_id}"
+            return self.answer_once(
+                request, lambda: self.parse(request), lambda parsed: self.remove(request, parsed)
             )
+
+    def parse(self, request: Request) -> fingerprint.ParsedRequest:
+        check_body_size(request.META)
+        image = inputs.select_input(request.data, request.FILES)
+        options = parse_pixian_options(request.data)
+        return fingerprint.parsed(self.idempotency_endpoint, image, options)
+
+    def remove(self, request: Request, parsed: fingerprint.ParsedRequest) -> Response:
+        removal = services.remove_background(
+            request.user,
+            parsed.image,
+            parsed.options,
+            reference=f"api:{request.request_id}",
+            context=RemovalContext(
+                reference=request.request_id,
+                fingerprint=parsed.fingerprint,
+                filename=parsed.image.filename,
+            ),
+            call=request.call,
+        )
         headers = result_headers(removal.result, removal.charged, removal.calculated, removal.test)
         return Response(
             removal.result.body, content_type=removal.result.content_type, headers=headers
         )
 
 
-class AccountView(APIView):
+class AccountView(RecordedCallMixin, APIView):
     """GET /api/v2/account: Pixian's account summary for the authenticated API key's owner."""
 
     wire_format = "pixian"
+    endpoint_name = "pixian:account"
     renderer_classes = [CreditsJSONRenderer]
 
     def get(self, request: Request) -> Response:

@@ -2,19 +2,24 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from removal import idempotency, uploads
+from removal import calls, idempotency, uploads
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 class Command(BaseCommand):
     help = (
-        "Delete what is past its retention: the website's stored originals and alphas, and "
-        "the API's stored answers to Idempotency-Key requests."
+        "Delete what is past its retention: the website's stored originals and alphas, the "
+        "API's stored answers to Idempotency-Key requests, and the call records."
     )
 
     def handle(self, *args: str, **options: Any) -> None:
         count = uploads.purge_expired()
         answers = idempotency.purge_expired()
+        records = calls.purge_expired()
         self.stdout.write(
-            f"Purged {count} upload{'s' if count != 1 else ''} "
-            f"and {answers} stored API answer{'s' if answers != 1 else ''}."
+            f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')} "
+            f"and {_plural(records, 'call record')}."
         )
