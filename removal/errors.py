@@ -59,6 +59,9 @@ ERRORS: dict[int, ErrorSpec] = {
     4040: ErrorSpec(404, "Not found."),
     4050: ErrorSpec(405, "Method not allowed."),
     4090: ErrorSpec(409, "A request with this Idempotency-Key is still in progress; retry later."),
+    4110: ErrorSpec(
+        411, "Send the body with a Content-Length header: this server cannot read it chunked."
+    ),
     4150: ErrorSpec(415, "Unsupported content type."),
     4290: ErrorSpec(429, "Rate or concurrency limit reached; retry later."),
     5000: ErrorSpec(500, "Internal error."),

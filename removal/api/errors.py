@@ -109,6 +109,13 @@ def plain_error_response(error: RemovalError, error_format: str, request_id: str
     return response
 
 
+def error_response(request, error: RemovalError) -> HttpResponse:
+    """`error` for a request no view has taken yet (middleware): in the format of the API whose
+    path it is, else Pixian's, which the website's own upload calls speak."""
+    fmt = _api_format(request) or "pixian"
+    return plain_error_response(error, fmt, getattr(request, "request_id", ""))
+
+
 def bad_request(request, exception):
     fmt = _api_format(request)
     if fmt is None:
