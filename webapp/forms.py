@@ -1,8 +1,8 @@
 from django import forms
-from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
-from webapp import ratelimit
+from webapp import login
 from webapp.models import User
 
 
@@ -18,30 +18,35 @@ class SignupForm(BaseUserCreationForm):
         return email
 
 
-class ThrottledLoginForm(AuthenticationForm):
-    """Log-in that refuses after too many failures for the account or from the address."""
+class ThrottledLoginMixin:
+    """Refuses a log-in while its counters are over the limit (webapp/login.py) and charges
+    each failure to them."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "throttled": "Too many failed log-ins. Wait a few minutes and try again.",
     }
 
-    def _keys(self) -> list[str]:
-        email = (self.data.get("username") or "").strip().lower()
-        address = ratelimit.client_address(self.request.META) if self.request else "unknown"
-        return [f"login:account:{email}", f"login:address:{address}"]
-
     def clean(self):
-        window = settings.CUTOUT_LOGIN_FAILURE_WINDOW_S
-        limit = settings.CUTOUT_LOGIN_FAILURE_LIMIT
-        if any(ratelimit.count(key, window) >= limit for key in self._keys()):
+        keys = login.attempt_keys(self.request, str(self.data.get("username") or ""))
+        if login.is_locked_out(keys):
             raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
         try:
             return super().clean()
         except forms.ValidationError:
-            for key in self._keys():
-                ratelimit.hit(key, window)
+            login.record_failure(keys)
             raise
+
+
+class ThrottledLoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "throttled": ThrottledLoginMixin.error_messages["throttled"],
+    }
 
 
 class ApiKeyForm(forms.Form):
