@@ -61,6 +61,7 @@ def test_check_deploy_passes_with_a_production_environment():
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "cutout.example.com",
         "CUTOUT_HTTPS": "1",
+        "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     }
     # Set by the browser tests' plugin in this process; never in a deployment.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -1,21 +1,47 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 
-from webapp import login
+from webapp import accounts, login, ratelimit
 from webapp.models import User
 
 
-class SignupForm(BaseUserCreationForm):
-    class Meta:
-        model = User
-        fields = ("email",)
+class SignupForm(forms.Form):
+    """Sign-up's first step: an address, which is mailed the next one (webapp/accounts.py)."""
+
+    email = forms.EmailField(label="E-mail address", max_length=254)
+
+    def __init__(self, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this e-mail address already exists.")
-        return email
+        return login.normalise(self.cleaned_data["email"])
+
+    def clean(self):
+        address = ratelimit.client_address(self.request.META) if self.request else "unknown"
+        if accounts.signup_limited(address):
+            raise forms.ValidationError(
+                "Too many sign-ups from your network. Wait an hour and try again.",
+                code="throttled",
+            )
+        return super().clean()
+
+
+class ChoosePasswordForm(SetPasswordMixin, forms.Form):
+    """Sign-up's second step, from the mailed link: the password for the confirmed address."""
+
+    password1, password2 = SetPasswordMixin.create_password_fields()
+
+    def __init__(self, email: str, *args, **kwargs):
+        # Unsaved: only for the validators that compare the password with the address.
+        self.user = User(email=email)
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        self.validate_passwords()
+        self.validate_password_for_user(self.user)
+        return super().clean()
 
 
 class ThrottledLoginMixin:

@@ -6,7 +6,8 @@ from django.views.decorators.http import require_POST
 
 from removal import keys
 from removal.models import ApiKey
-from webapp.forms import ApiKeyForm, SignupForm
+from webapp import accounts
+from webapp.forms import ApiKeyForm, ChoosePasswordForm, SignupForm
 
 
 def home(request):
@@ -14,12 +15,32 @@ def home(request):
 
 
 def signup(request):
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST or None, request=request)
     if form.is_valid():
-        user = form.save()
+        accounts.request_signup(form.cleaned_data["email"], request.build_absolute_uri("/"))
+        return redirect("signup_sent")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def signup_sent(request):
+    return render(request, "registration/signup_sent.html")
+
+
+def signup_confirm(request, token: str):
+    email = accounts.confirmed_email(token)
+    if email is None or accounts.has_account(email):
+        state = "invalid" if email is None else "exists"
+        return render(request, "registration/signup_confirm.html", {"state": state})
+    form = ChoosePasswordForm(email, request.POST or None)
+    if form.is_valid():
+        try:
+            user = accounts.create_account(email, form.cleaned_data["password1"])
+        except accounts.AccountExistsError:
+            return render(request, "registration/signup_confirm.html", {"state": "exists"})
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+    context = {"state": "choose", "form": form, "email": email}
+    return render(request, "registration/signup_confirm.html", context)
 
 
 @login_required
