@@ -49,7 +49,7 @@ def request_signup(email: str, base_url: str) -> None:
         return
     root = base_url.rstrip("/")
     context = {"email": email, "days": settings.PASSWORD_RESET_TIMEOUT // (24 * 3600)}
-    if User.objects.filter(email__iexact=email).exists():
+    if has_account(email):
         template = "registration/signup_exists_email.txt"
         context["login_url"] = root + reverse("login")
         context["reset_url"] = root + reverse("password_reset")

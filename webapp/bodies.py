@@ -11,8 +11,10 @@ body while looking for a form token, long before a view's own size check.
 """
 
 import tempfile
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 
 from removal.api.body import check_body_size
 from removal.api.errors import error_response
@@ -28,7 +30,7 @@ def _declares_no_length(environ: dict) -> bool:
 class _ClosingResult:
     """The app's response, closing the buffered body once the server is done with it."""
 
-    def __init__(self, result, body):
+    def __init__(self, result: Iterable[bytes], body: tempfile.SpooledTemporaryFile):
         self.result = result
         self.body = body
 
@@ -47,10 +49,10 @@ class DechunkedBodyApp:
     """WSGI wrapper: a body the server de-chunked gets a `Content-Length`, read up to the cap
     plus one byte (enough for the middleware's 413) into a file that spills to disk."""
 
-    def __init__(self, app):
+    def __init__(self, app: Callable):
         self.app = app
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if not (_declares_no_length(environ) and environ.get("wsgi.input_terminated")):
             return self.app(environ, start_response)
         limit = settings.CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
@@ -72,10 +74,10 @@ class DechunkedBodyApp:
 class BodyLimitMiddleware:
     """413 or 411 from the request's headers, before any code reads its body."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
             check_body_size(request.META)
         except RemovalError as error:

@@ -33,7 +33,7 @@ def mail_problem() -> str:
 
 
 @checks.register()
-def check_mail(app_configs, **kwargs) -> list[checks.CheckMessage]:
+def check_mail(app_configs: list | None, **kwargs) -> list[checks.CheckMessage]:
     problem = mail_problem()
     hint = "Set DJANGO_EMAIL_BACKEND and DJANGO_EMAIL_HOST etc. (README, configuration)."
     return [checks.Warning(problem, hint=hint, id="cutout.W001")] if problem else []

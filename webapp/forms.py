@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
+from django.http import HttpRequest
 
 from webapp import accounts, login, ratelimit
 from webapp.models import User
@@ -11,14 +12,14 @@ class SignupForm(forms.Form):
 
     email = forms.EmailField(label="E-mail address", max_length=254)
 
-    def __init__(self, *args, request=None, **kwargs):
+    def __init__(self, *args, request: HttpRequest | None = None, **kwargs):
         self.request = request
         super().__init__(*args, **kwargs)
 
     def clean_email(self) -> str:
         return login.normalise(self.cleaned_data["email"])
 
-    def clean(self):
+    def clean(self) -> dict:
         address = ratelimit.client_address(self.request.META) if self.request else "unknown"
         if accounts.signup_limited(address):
             raise forms.ValidationError(
@@ -38,7 +39,7 @@ class ChoosePasswordForm(SetPasswordMixin, forms.Form):
         self.user = User(email=email)
         super().__init__(*args, **kwargs)
 
-    def clean(self):
+    def clean(self) -> dict:
         self.validate_passwords()
         self.validate_password_for_user(self.user)
         return super().clean()
@@ -53,7 +54,7 @@ class ThrottledLoginMixin:
         "throttled": "Too many failed log-ins. Wait a few minutes and try again.",
     }
 
-    def clean(self):
+    def clean(self) -> dict:
         keys = login.attempt_keys(self.request, str(self.data.get("username") or ""))
         if login.is_locked_out(keys):
             raise forms.ValidationError(self.error_messages["throttled"], code="throttled")

@@ -17,9 +17,11 @@ site's and the admin's, use it (webapp/forms.py).
 
 import hashlib
 import secrets
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signing
+from django.http import HttpRequest, HttpResponse
 
 from webapp import ratelimit
 
@@ -58,7 +60,7 @@ def trusted_device(cookies: dict, email: str) -> str | None:
     return str(data.get("nonce", "")) or None
 
 
-def attempt_keys(request, email: str) -> list[str]:
+def attempt_keys(request: HttpRequest | None, email: str) -> list[str]:
     """The counters a log-in attempt for `email` is checked against and charged to."""
     cookies = request.COOKIES if request is not None else {}
     nonce = trusted_device(cookies, email)
@@ -78,7 +80,7 @@ def record_failure(keys: list[str]) -> None:
         ratelimit.hit(key, settings.CUTOUT_LOGIN_FAILURE_WINDOW_S)
 
 
-def remember_device(sender, request, user, **kwargs) -> None:
+def remember_device(sender: type, request: HttpRequest | None, user, **kwargs) -> None:
     """`user_logged_in` receiver: the response to this request carries a new device cookie."""
     if request is not None:
         request.new_device_cookie = device_cookie(user.email)
@@ -87,10 +89,10 @@ def remember_device(sender, request, user, **kwargs) -> None:
 class DeviceCookieMiddleware:
     """Sets the device cookie on the response to a request that logged someone in."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         value = getattr(request, "new_device_cookie", None)
         if value:

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -14,7 +15,7 @@ def home(request):
     return render(request, "webapp/home.html")
 
 
-def signup(request):
+def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None, request=request)
     if form.is_valid():
         accounts.request_signup(form.cleaned_data["email"], request.build_absolute_uri("/"))
@@ -22,11 +23,11 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form})
 
 
-def signup_sent(request):
+def signup_sent(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup_sent.html")
 
 
-def signup_confirm(request, token: str):
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
     email = accounts.confirmed_email(token)
     if email is None or accounts.has_account(email):
         state = "invalid" if email is None else "exists"
