@@ -65,5 +65,6 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "event_id", "type"]
-    search_fields = ["event_id"]
+    list_display = ["received_at", "event_id", "type", "rejected", "outcome"]
+    list_filter = ["rejected", "type"]
+    search_fields = ["event_id", "outcome"]

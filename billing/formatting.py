@@ -3,9 +3,12 @@
 - Credits: the shortest plain decimal (`1`, `0.25`, `0`), never exponent notation; a JSON
   number in bodies, the same text in `X-Credits-Charged` and `X-Credits-Calculated`.
 - Times: UTC, second precision, `Z` suffix (`2027-01-31T12:00:00Z`).
+
+Credits read from people and from Stripe's metadata (`parse_credits`) take the same plain form.
 """
 
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +27,19 @@ def format_credits(value: Decimal | int | str) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in {"", "-0"} else text
+
+
+# ASCII digits only: `\d` and Decimal() also take other scripts' digits, `_` and exponents.
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]{1,6})?")
+
+
+def parse_credits(text: str) -> Decimal:
+    """`"100"` -> `Decimal("100")`, `"0.5"` -> `Decimal("0.5")`: ASCII digits, an optional point
+    and at most six decimals (the ledger's precision, so nothing is rounded). Raises ValueError
+    for anything else: signs, exponents, `_`, spaces, other scripts' digits, NaN."""
+    if not isinstance(text, str) or not _PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(f"not a plain decimal number of credits: {text!r:.40}")
+    return Decimal(text)
 
 
 def format_time(value: datetime | None) -> str:

@@ -368,6 +368,19 @@ def grant(
     without a pack; a pack becomes the account's current pack. The same `reference` grants
     once; a repeat returns the first entry.
     """
+    return grant_once(user, amount, reference, pack, cause=cause)[0]
+
+
+def grant_once(
+    user,
+    amount: Decimal,
+    reference: str,
+    pack: CreditPack | None = None,
+    *,
+    cause: str = "",
+) -> tuple[LedgerEntry, bool]:
+    """`grant()`, also saying whether this call granted: (the first entry, False) when the
+    reference was used before, whichever account and amount it was for."""
     amount = _check_amount(amount)
     with transaction.atomic():
         account = _locked_account(user)
@@ -375,11 +388,11 @@ def grant(
         _expire_if_lapsed(account, now)
         entry = _write(account, Kind.GRANT, amount, reference, cause, pack=pack)
         if entry is None:
-            return _existing(Kind.GRANT, reference, account)
+            return _existing(Kind.GRANT, reference, account), False
         days = pack.validity_days if pack else settings.CUTOUT_GRANT_VALIDITY_DAYS
         _extend_validity(account, now, days, pack)
         account.save()
-    return entry
+    return entry, True
 
 
 def purchase(

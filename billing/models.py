@@ -175,6 +175,9 @@ class StripeEvent(models.Model):
     event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100)
     received_at = models.DateTimeField(auto_now_add=True)
+    # What the handler did; rejected events moved nothing and wait for the operator.
+    outcome = models.CharField(max_length=200, blank=True)
+    rejected = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         ordering = ["-received_at"]

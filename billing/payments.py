@@ -10,8 +10,14 @@ as the handler's ledger movement, so a replayed event is acknowledged without ef
 purchase is also keyed on the Checkout session id (`ledger.purchase`), so the two events that
 can announce one payment (`checkout.session.completed`, `...async_payment_succeeded`)
 grant once between them.
+
+A checkout grants only when the session paid exactly the pack's price, in its currency, and
+offered no more than the pack's credits; any other correctly signed event (absurd values, an
+unreadable body) is recorded as rejected, answered 200 so Stripe does not retry it for days,
+and logged as an error for the operator (docs/SECURITY.md, "Payments").
 """
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,10 +26,10 @@ from decimal import Decimal, InvalidOperation
 import stripe
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from billing import ledger
-from billing.formatting import format_credits
+from billing.formatting import format_credits, parse_credits
 from billing.models import CreditPack, Purchase, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -41,7 +47,12 @@ class CheckoutError(Exception):
 
 
 class WebhookError(Exception):
-    """The webhook request is not a verifiable Stripe event (answer 400)."""
+    """The webhook request is not signed by Stripe with our secret (answer 400)."""
+
+
+class RejectedEventError(Exception):
+    """A signed event that must not move credits (a price that is not the pack's, an offer
+    beyond it, unknown ids): recorded as rejected, acknowledged, raised to the operator."""
 
 
 def is_configured() -> bool:
@@ -107,35 +118,86 @@ def _id(value) -> str:
 
 
 def _pk(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """A primary key from metadata; None for anything a database column could not hold."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
         return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def _short(value) -> str:
+    """A value from the event for a log line or an outcome, however large it is."""
+    return f"{value!r:.40}"
+
+
+def _checked_price(session: dict, pack: CreditPack) -> tuple[int, str]:
+    """The session's amount and currency when they are exactly the pack's price; Cutout's
+    sessions carry no tax, discounts or promotion codes, so there is no tolerance."""
+    amount, currency = session.get("amount_total"), session.get("currency")
+    if (
+        type(amount) is not int
+        or not isinstance(currency, str)
+        or (amount, currency.lower()) != (pack.price_cents, pack.currency.lower())
+    ):
+        raise RejectedEventError(
+            f"paid {_short(amount)} {_short(currency)}, but pack {pack.pk} costs "
+            f"{pack.price_cents} {pack.currency}"
+        )
+    return amount, currency.lower()
+
+
+def _offered_credits(metadata: dict, pack: CreditPack) -> Decimal:
+    """The credits the session offered (written at checkout), else the pack's. An offer above
+    the pack's credits now is refused: the price paid is checked against the pack as it is."""
+    if "credits" not in metadata:
+        return pack.credits
+    try:
+        credits = parse_credits(metadata["credits"])
+    except ValueError:
+        raise RejectedEventError(
+            f"metadata.credits {_short(metadata['credits'])} is not a plain number"
+        ) from None
+    if not 0 < credits <= pack.credits:
+        raise RejectedEventError(
+            f"metadata.credits {credits} is not within pack {pack.pk}'s {pack.credits}"
+        )
+    return credits
+
+
+def _stripe_id(value, what: str) -> str:
+    text = _id(value)
+    if len(text) > 255:
+        raise RejectedEventError(f"{what} is longer than 255 characters")
+    return text
 
 
 def _checkout_paid(event_id: str, session: dict) -> str:
     if session.get("payment_status") not in {"paid", "no_payment_required"}:
         # Delayed methods (bank debits) pay later: async_payment_succeeded grants then.
         return "awaiting payment"
-    metadata = session.get("metadata") or {}
+    metadata = session.get("metadata")
+    if not isinstance(metadata, dict):
+        raise RejectedEventError("the session has no metadata")
     user = get_user_model().objects.filter(pk=_pk(metadata.get("user_id"))).first()
     pack = CreditPack.objects.filter(pk=_pk(metadata.get("pack_id"))).first()
     if user is None or pack is None:
-        logger.error("Stripe %s: session %s names no known user/pack", event_id, session.get("id"))
-        return "unknown user or pack"
-    try:
-        credits = Decimal(metadata["credits"]) if "credits" in metadata else None
-    except InvalidOperation:
-        credits = None
+        raise RejectedEventError(f"session {_short(session.get('id'))} names no known user/pack")
+    amount_cents, currency = _checked_price(session, pack)
+    session_id = _stripe_id(session, "the session id")
+    if not session_id:
+        raise RejectedEventError("the session has no id")
     _, created = ledger.purchase(
         user,
         pack,
-        session_id=_id(session),
+        session_id=session_id,
         event_id=event_id,
-        amount_cents=int(session.get("amount_total", pack.price_cents) or 0),
-        currency=session.get("currency") or pack.currency,
-        payment_intent=_id(session.get("payment_intent")),
-        credits=credits,
+        amount_cents=amount_cents,
+        currency=currency,
+        payment_intent=_stripe_id(session.get("payment_intent"), "payment_intent"),
+        credits=_offered_credits(metadata, pack),
     )
     return "granted" if created else "already granted"
 
@@ -173,11 +235,53 @@ HANDLERS: dict[str, Callable[[str, dict], str]] = {
 }
 
 
+def _read_event(payload: bytes) -> tuple[str, str, dict, str]:
+    """The event's id, type and object, and what makes it unreadable ("" when nothing does).
+
+    A signed body that is not a readable event gets an id made from its digest, so that it is
+    recorded once, like any event.
+    """
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        return _digest_id(payload), "", {}, "the body is not a JSON object"
+    event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= 100:
+        return _digest_id(payload), "", {}, f"the event's type {_short(event_type)} is unusable"
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+        return _digest_id(payload), event_type, {}, f"the event's id {_short(event_id)} is unusable"
+    if not isinstance(obj, dict):
+        return event_id, event_type, {}, "data.object is not an object"
+    return event_id, event_type, obj, ""
+
+
+def _digest_id(payload: bytes) -> str:
+    return "unreadable:" + hashlib.sha256(payload).hexdigest()
+
+
+def _apply(handler: Callable[[str, dict], str], event_id: str, event_type: str, obj: dict):
+    """Run `handler` in a savepoint; returns (outcome, rejected)."""
+    try:
+        with transaction.atomic():
+            return handler(event_id, obj), False
+    except RejectedEventError as exc:
+        return f"rejected: {exc}", True
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation, DataError):
+        # A signed event we cannot read reads no better on Stripe's retries: keep it, flag it.
+        logger.exception("Stripe %s (%s): unexpected payload", event_id, event_type)
+        return "rejected: unreadable payload", True
+
+
 def handle_webhook(payload: bytes, signature: str | None) -> str:
     """Verify and apply one webhook delivery; returns what happened, for the log.
 
-    Raises WebhookError (answer 400) for a missing or wrong signature, a stale timestamp or a
-    body that is not an event. Unknown event types and replays return normally (answer 200).
+    Raises WebhookError (answer 400) for a missing or wrong signature or a stale timestamp.
+    Everything correctly signed returns normally (answer 200), since Stripe retries anything
+    else for days: unknown event types, replays, and events that must not grant (rejected:
+    recorded with their reason, logged as errors for the operator).
     """
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
@@ -190,29 +294,29 @@ def handle_webhook(payload: bytes, signature: str | None) -> str:
         raise WebhookError("invalid Stripe-Signature") from exc
     except UnicodeDecodeError as exc:
         raise WebhookError("the body is not UTF-8") from exc
-    try:
-        event = json.loads(payload)
-        event_id, event_type = str(event["id"]), str(event["type"])
-        obj = event["data"]["object"]
-        if not isinstance(obj, dict):
-            raise TypeError("data.object is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WebhookError("the body is not a Stripe event") from exc
-
+    event_id, event_type, obj, unreadable = _read_event(payload)
     handler = HANDLERS.get(event_type)
-    if handler is None:
+    if handler is None and not unreadable:
         return f"ignored {event_type}"
     with transaction.atomic():
         try:
             with transaction.atomic():
-                StripeEvent.objects.create(event_id=event_id, type=event_type)
+                record = StripeEvent.objects.create(event_id=event_id, type=event_type)
         except IntegrityError:
             return f"replayed {event_id}"
-        try:
-            outcome = handler(event_id, obj)
-        except (KeyError, TypeError, ValueError, InvalidOperation):
-            # A signed event we cannot read is not worth Stripe's retries: log it, keep it.
-            logger.exception("Stripe %s (%s): unexpected payload", event_id, event_type)
-            outcome = "unreadable"
-    logger.info("Stripe %s (%s): %s", event_id, event_type, outcome)
+        if unreadable:
+            outcome, rejected = f"rejected: {unreadable}", True
+        else:
+            outcome, rejected = _apply(handler, event_id, event_type, obj)
+        record.outcome, record.rejected = outcome[:200], rejected
+        record.save(update_fields=["outcome", "rejected"])
+    if rejected:
+        logger.error(
+            "Stripe %s (%s) %s; nothing was granted. Listed in the admin under Stripe events.",
+            event_id,
+            event_type,
+            outcome,
+        )
+    else:
+        logger.info("Stripe %s (%s): %s", event_id, event_type, outcome)
     return outcome

@@ -86,6 +86,9 @@ METHOD_NOT_ALLOWED = define(4050, 405, "Method not allowed.")
 IDEMPOTENCY_IN_PROGRESS = define(
     4090, 409, "A request with this Idempotency-Key is still in progress; retry later."
 )
+LENGTH_REQUIRED = define(
+    4110, 411, "Send the body with a Content-Length header: this server cannot read it chunked."
+)
 UNSUPPORTED_MEDIA_TYPE = define(4150, 415, "Unsupported content type.")
 IDEMPOTENCY_KEY_REUSED = define(
     4220, 422, "This Idempotency-Key was sent before with a different request; use a new key."

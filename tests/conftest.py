@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support_billing",
     "tests.support_upstream",
     "tests.support_engine",
+    "tests.support_gunicorn",
 ]
 
 PASSWORD = "correct-horse-battery-staple-42"

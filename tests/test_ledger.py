@@ -1,10 +1,13 @@
 """The credits ledger: reserve/settle/release, grants, expiry, idempotency, pricing, commands,
 and (on PostgreSQL) real concurrency."""
 
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -335,10 +338,77 @@ def test_grant_credits_command_adds_an_entry(bob, settings):
     settings.CUTOUT_GRANT_VALIDITY_DAYS = 30
     out = StringIO()
     call_command("grant_credits", "BOB@example.com", "12.5", "--reference", "ops-1", stdout=out)
-    assert "balance 12.5" in out.getvalue()
-    call_command("grant_credits", "bob@example.com", "12.5", "--reference", "ops-1", stdout=out)
+    assert out.getvalue().startswith("bob@example.com: +12.5 credits (ops-1); balance 12.5,")
     assert ledger.balance(bob) == D("12.5")
     assert account_of(bob).use_before > timezone.now() + timedelta(days=29)
+
+
+def test_grant_credits_with_a_used_reference_reports_that_nothing_was_granted(alice, bob):
+    call_command("grant_credits", "bob@example.com", "5", "--reference", "ops-1", stdout=StringIO())
+    again = StringIO()
+    call_command("grant_credits", "bob@example.com", "7", "--reference", "ops-1", stdout=again)
+    assert again.getvalue().startswith(
+        "bob@example.com: nothing granted: reference 'ops-1' granted +5 on "
+    )
+    assert "already; balance 5," in again.getvalue()
+    with pytest.raises(CommandError) as refused:
+        call_command("grant_credits", "alice@example.com", "5", "--reference", "ops-1")
+    assert str(refused.value).startswith("nothing granted: reference 'ops-1' granted +5 on ")
+    assert str(refused.value).endswith(" to another account (bob@example.com)")
+    assert ledger.balance(bob) == 5 and ledger.balance(alice) == ALICE_CREDITS
+
+
+@pytest.mark.parametrize("amount", ["0.000001", "1000000000", "7", "0.5", "012.340000"])
+def test_grant_credits_takes_plain_decimals_to_six_places_without_rounding(bob, amount):
+    out = StringIO()
+    call_command("grant_credits", "bob@example.com", amount, stdout=out)
+    assert ledger.balance(bob) == D(amount)
+    assert f": +{format_credits(D(amount))} credits (grant:" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "1e400",
+        "1e-7",
+        "1e12",
+        "1000000000.000001",
+        "5_000",
+        "\uff15\uff10\uff10\uff10",  # full-width digits
+        "\u0665",  # Arabic-Indic five
+        "1.0000001",
+        "0.0000001",
+        "0",
+        "+5",
+        " 5",
+        "5\n",
+        ".5",
+        "5.",
+        "Infinity",
+        "0x10",
+        "",
+    ],
+)
+def test_grant_credits_refuses_anything_but_a_plain_amount_in_one_line(bob, amount):
+    with pytest.raises(CommandError) as refused:
+        call_command("grant_credits", "bob@example.com", amount, stdout=StringIO())
+    message = str(refused.value)
+    assert message.startswith("AMOUNT must be a plain number of credits from 0.000001 to ")
+    assert "\n" not in message
+    assert not LedgerEntry.objects.filter(account__user=bob).exists()
+
+
+def test_grant_credits_on_the_command_line_prints_one_line_not_a_traceback():
+    done = subprocess.run(
+        [sys.executable, "manage.py", "grant_credits", "bob@example.com", "1e400"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("CommandError: AMOUNT must be a plain number")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_grant_credits_command_with_a_pack(bob):

@@ -5,15 +5,10 @@ import os
 import re
 import runpy
 import secrets
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SECRET = "tests-only-secret-key-0123456789-abcdefghijklmnop"
+from tests.support_gunicorn import REPO, get, gunicorn
 
 
 def gunicorn_config(**env: str) -> dict:
@@ -47,66 +42,10 @@ def test_gunicorn_splits_the_cores_between_workers_and_inference_threads():
     assert gunicorn_config(WEB_CONCURRENCY="3")["workers"] == 3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def test_gunicorn_warms_the_engine_in_each_worker_before_serving(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SECRET_KEY": SECRET,
-        "CUTOUT_MODEL": "u2netp",
-        "CUTOUT_DATA_DIR": str(tmp_path),
-        "WEB_CONCURRENCY": "2",
-    }
-    # The models live in the checkout's data folder; the temporary one gets a link to them.
-    (tmp_path / "models").symlink_to(REPO / "var" / "models")
-    env.pop("DATABASE_URL", None)
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        status = None
-        while time.monotonic() < deadline:
-            try:
-                status, body = get(f"http://127.0.0.1:{port}/readyz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert status == 200, log_path.read_text()[-2000:]
-        assert get(f"http://127.0.0.1:{port}/healthz") == (200, b'{"status": "ok"}')
-    finally:
-        server.terminate()
-        server.wait(60)
-    text = log_path.read_text()
+    with gunicorn(tmp_path, WEB_CONCURRENCY="2") as server:
+        assert get(f"{server.url}/healthz") == (200, b'{"status": "ok"}')
+    text = server.log()
     booted = re.findall(r"Booting worker with pid: (\d+)", text)
     warmed = re.findall(r"worker (\d+): engine loaded and warm", text)
     assert len(booted) == 2 and sorted(booted) == sorted(warmed)
@@ -122,6 +61,7 @@ def test_check_deploy_passes_with_a_production_environment():
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "cutout.example.com",
         "CUTOUT_HTTPS": "1",
+        "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     }
     # Set by the browser tests' plugin in this process; never in a deployment.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.core import checks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -77,3 +80,48 @@ def test_malformed_values_are_configuration_errors(tmp_path):
         {"DJANGO_DEBUG": "maybe", "CUTOUT_DATA_DIR": str(tmp_path)}, "settings.DEBUG"
     )
     assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr
+
+
+def test_mail_goes_to_the_console_in_debug_and_nowhere_in_production_unless_configured(tmp_path):
+    base = {"CUTOUT_DATA_DIR": str(tmp_path), "DJANGO_SECRET_KEY": "s" * 50}
+    expr = "settings.EMAIL_BACKEND"
+    debug = settings_of({**base, "DJANGO_DEBUG": "1"}, expr).stdout.strip()
+    assert debug == "django.core.mail.backends.console.EmailBackend"
+    assert settings_of(base, expr).stdout.strip() == "django.core.mail.backends.dummy.EmailBackend"
+    smtp = {
+        "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "DJANGO_EMAIL_HOST": "mail.example.com",
+        "DJANGO_EMAIL_PORT": "587",
+        "DJANGO_EMAIL_HOST_USER": "cutout",
+        "DJANGO_EMAIL_USE_TLS": "1",
+    }
+    out = settings_of(
+        {**base, **smtp},
+        "settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, "
+        "settings.EMAIL_HOST_USER, settings.EMAIL_USE_TLS",
+    ).stdout.strip()
+    assert out == "django.core.mail.backends.smtp.EmailBackend mail.example.com 587 cutout True"
+
+
+@pytest.mark.parametrize(
+    "debug, backend, warning",
+    [
+        (False, "django.core.mail.backends.dummy.EmailBackend", "No e-mail backend is configured"),
+        (
+            False,
+            "django.core.mail.backends.console.EmailBackend",
+            "links, live tokens, are written",
+        ),
+        (False, "django.core.mail.backends.smtp.EmailBackend", None),
+        (True, "django.core.mail.backends.console.EmailBackend", None),
+    ],
+)
+def test_the_system_check_warns_about_production_without_mail(settings, debug, backend, warning):
+    settings.DEBUG = debug
+    settings.EMAIL_BACKEND = backend
+    found = [m for m in checks.run_checks() if m.id == "cutout.W001"]
+    if warning is None:
+        assert found == []
+    else:
+        [message] = found
+        assert message.level == checks.WARNING and warning in message.msg

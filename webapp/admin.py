@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from webapp.forms import ThrottledAdminLoginForm
 from webapp.models import User
+
+# The admin's log-in is throttled like the site's (webapp/login.py).
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 @admin.register(User)

@@ -1,47 +1,80 @@
 from django import forms
-from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
+from django.http import HttpRequest
 
 from removal import limits
+from webapp import accounts, login
 from webapp.models import User
 
 
-class SignupForm(BaseUserCreationForm):
-    class Meta:
-        model = User
-        fields = ("email",)
+class SignupForm(forms.Form):
+    """Sign-up's first step: an address, which is mailed the next one (webapp/accounts.py)."""
+
+    email = forms.EmailField(label="E-mail address", max_length=254)
+
+    def __init__(self, *args, request: HttpRequest | None = None, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this e-mail address already exists.")
-        return email
+        return login.normalise(self.cleaned_data["email"])
+
+    def clean(self) -> dict:
+        address = limits.client_address(self.request.META) if self.request else "unknown"
+        if accounts.signup_limited(address):
+            raise forms.ValidationError(
+                "Too many sign-ups from your network. Wait an hour and try again.",
+                code="throttled",
+            )
+        return super().clean()
 
 
-class ThrottledLoginForm(AuthenticationForm):
-    """Log-in that refuses after too many failures for the account or from the address."""
+class ChoosePasswordForm(SetPasswordMixin, forms.Form):
+    """Sign-up's second step, from the mailed link: the password for the confirmed address."""
+
+    password1, password2 = SetPasswordMixin.create_password_fields()
+
+    def __init__(self, email: str, *args, **kwargs):
+        # Unsaved: only for the validators that compare the password with the address.
+        self.user = User(email=email)
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict:
+        self.validate_passwords()
+        self.validate_password_for_user(self.user)
+        return super().clean()
+
+
+class ThrottledLoginMixin:
+    """Refuses a log-in while its counters are over the limit (webapp/login.py) and charges
+    each failure to them."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "throttled": "Too many failed log-ins. Wait a few minutes and try again.",
     }
 
-    def _keys(self) -> list[str]:
-        email = (self.data.get("username") or "").strip().lower()
-        address = limits.client_address(self.request.META) if self.request else "unknown"
-        return [f"login:account:{email}", f"login:address:{address}"]
-
-    def clean(self):
-        window = settings.CUTOUT_LOGIN_FAILURE_WINDOW_S
-        limit = settings.CUTOUT_LOGIN_FAILURE_LIMIT
-        if any(limits.count(key, window) >= limit for key in self._keys()):
+    def clean(self) -> dict:
+        keys = login.attempt_keys(self.request, str(self.data.get("username") or ""))
+        if login.is_locked_out(keys):
             raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
         try:
             return super().clean()
         except forms.ValidationError:
-            for key in self._keys():
-                limits.hit(key, window)
+            login.record_failure(keys)
             raise
+
+
+class ThrottledLoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "throttled": ThrottledLoginMixin.error_messages["throttled"],
+    }
 
 
 class ApiKeyForm(forms.Form):

@@ -13,6 +13,8 @@ from webapp.forms import ThrottledLoginForm
 urlpatterns = [
     path("", views.home, name="home"),
     path("signup/", views.signup, name="signup"),
+    path("signup/sent/", views.signup_sent, name="signup_sent"),
+    path("signup/confirm/<str:token>/", views.signup_confirm, name="signup_confirm"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=ThrottledLoginForm),

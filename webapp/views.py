@@ -1,25 +1,47 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from removal import keys
 from removal.models import ApiKey
-from webapp.forms import ApiKeyForm, SignupForm
+from webapp import accounts
+from webapp.forms import ApiKeyForm, ChoosePasswordForm, SignupForm
 
 
 def home(request):
     return render(request, "webapp/home.html")
 
 
-def signup(request):
-    form = SignupForm(request.POST or None)
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None, request=request)
     if form.is_valid():
-        user = form.save()
+        accounts.request_signup(form.cleaned_data["email"], request.build_absolute_uri("/"))
+        return redirect("signup_sent")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/signup_sent.html")
+
+
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    email = accounts.confirmed_email(token)
+    if email is None or accounts.has_account(email):
+        state = "invalid" if email is None else "exists"
+        return render(request, "registration/signup_confirm.html", {"state": state})
+    form = ChoosePasswordForm(email, request.POST or None)
+    if form.is_valid():
+        try:
+            user = accounts.create_account(email, form.cleaned_data["password1"])
+        except accounts.AccountExistsError:
+            return render(request, "registration/signup_confirm.html", {"state": "exists"})
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+    context = {"state": "choose", "form": form, "email": email}
+    return render(request, "registration/signup_confirm.html", context)
 
 
 @login_required
