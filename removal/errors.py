@@ -39,6 +39,8 @@ UNSUPPORTED_FORMAT = define(
 TOO_MANY_PIXELS = define(1008, 400, "The image has more than 32,000,000 pixels.")
 TOO_SMALL = define(1009, 400, "The image is too small to process.")
 UNPARSABLE_BODY = define(1010, 400, "The request body could not be parsed.")
+SIDE_TOO_LONG = define(1013, 400, "A side of the image is longer than this API accepts.")
+FILE_TOO_LARGE = define(1014, 400, "The image file is larger than this API accepts.")
 BAD_IDEMPOTENCY_KEY = define(
     1011, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters."
 )

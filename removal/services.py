@@ -56,16 +56,18 @@ def remove_background(
     product: str = pricing.IMAGE,
     context: RemovalContext | None = None,
     call: Call | None = None,
+    bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
     `reference` (the request id) identifies the charge in the ledger; `call` (if any) gets the
-    outcome for the call record. Raises RemovalError: input errors (1xxx, 3xxx) before any
+    outcome for the call record; `bounds` are the wire format's limits on the image, checked
+    from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
     credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
     after releasing the hold.
     """
     data = image_bytes(image)
-    info = decode.probe(data)
+    info = decode.probe(data, bounds)
     if call is not None:
         call.test = options.test
         call.saw_input(data, info)

@@ -1,6 +1,7 @@
 """Decoding: every accepted container and colour model, EXIF orientation, and refusals of bad
 input with their codes, all checked before pixels are decoded where the header suffices."""
 
+import io
 import time
 from pathlib import Path
 
@@ -172,3 +173,39 @@ def test_probe_reads_size_and_orientation_without_decoding():
     assert (info.width, info.height) == (40, 60)  # as stored
     assert info.oriented_size == (60, 40)
     assert info.orientation == 6 and info.format == "JPEG"
+
+
+# --- a wire format's own bounds, checked from the header --------------------------------------
+
+
+def _png_of(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "size", "code"),
+    [
+        (decode.ImageBounds(min_side=128), (200, 100), 1009),
+        (decode.ImageBounds(max_side=3000), (3001, 20), 1013),
+        (decode.ImageBounds(max_pixels=10_000), (101, 100), 1008),
+        (decode.ImageBounds(max_bytes=50), (64, 64), 1014),
+        (decode.ImageBounds(formats=frozenset({"JPEG", "WEBP"})), (64, 64), 1007),
+    ],
+    ids=["short-side", "long-side", "pixels", "bytes", "format"],
+)
+def test_probe_refuses_what_a_formats_bounds_exclude_with_the_neutral_code(bounds, size, code):
+    with pytest.raises(RemovalError) as caught:
+        decode.probe(_png_of(size), bounds)
+    assert caught.value.code == code
+
+
+def test_probe_within_a_formats_bounds_reads_the_header_and_names_the_limit():
+    bounds = decode.ImageBounds(min_side=128, max_side=3000, formats=frozenset({"PNG"}))
+    assert decode.probe(_png_of((3000, 128)), bounds).oriented_size == (3000, 128)
+    only_photos = decode.ImageBounds(formats=frozenset({"JPEG", "WEBP"}))
+    with pytest.raises(RemovalError, match=r"\(PNG\): use JPEG, WEBP\."):
+        decode.probe(_png_of((64, 64)), only_photos)
+    with pytest.raises(RemovalError, match="longer than 3000"):
+        decode.probe(_png_of((3001, 200)), bounds)

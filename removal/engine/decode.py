@@ -51,6 +51,23 @@ _TRANSPOSE = {
 
 
 @dataclass(frozen=True)
+class ImageBounds:
+    """What a wire format accepts, checked by `probe` from the header, each refusal with the
+    neutral code that the format renders as its own: a side under `min_side` (1009), a side
+    over `max_side` (1013), more than `max_pixels` (1008), a file over `max_bytes` (1014), a
+    format outside `formats` (1007; Pillow's names, None: every format `decode` reads)."""
+
+    min_side: int = MIN_SIDE
+    max_side: int | None = None
+    max_pixels: int = MAX_INPUT_PIXELS
+    max_bytes: int | None = None
+    formats: frozenset[str] | None = None
+
+
+DEFAULT_BOUNDS = ImageBounds()
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     format: str
     width: int  # as stored, before orientation
@@ -121,17 +138,6 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
             1007, f"Unsupported image format ({fmt}): use BMP, GIF, JPEG, PNG, TIFF, WebP or HEIC."
         )
     width, height = im.size
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise RemovalError(
-            1009,
-            f"The image is {width} x {height} pixels; both sides must be at least {MIN_SIDE}.",
-        )
-    if width * height > MAX_INPUT_PIXELS:
-        raise RemovalError(
-            1008,
-            f"The image has {width} x {height} = {width * height:,} pixels; "
-            f"at most {MAX_INPUT_PIXELS:,} are accepted.",
-        )
     info = ImageInfo(
         format="HEIC" if fmt == "HEIF" else ("JPEG" if fmt == "MPO" else fmt),
         width=width,
@@ -143,10 +149,42 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
     return im, info
 
 
-def probe(data: bytes) -> ImageInfo:
-    """Header-only check: raises RemovalError (1005-1009) for what `decode` would refuse."""
+def _check_bounds(data: bytes, info: ImageInfo, bounds: ImageBounds) -> None:
+    if bounds.max_bytes is not None and len(data) > bounds.max_bytes:
+        raise RemovalError(
+            1014,
+            f"The image file is {len(data):,} bytes; at most {bounds.max_bytes:,} are accepted.",
+        )
+    if bounds.formats is not None and info.format not in bounds.formats:
+        accepted = ", ".join(sorted(bounds.formats))
+        raise RemovalError(1007, f"Unsupported image format ({info.format}): use {accepted}.")
+    width, height = info.width, info.height
+    if min(width, height) < bounds.min_side:
+        raise RemovalError(
+            1009,
+            f"The image is {width} x {height} pixels; both sides must be at least "
+            f"{bounds.min_side}.",
+        )
+    if bounds.max_side is not None and max(width, height) > bounds.max_side:
+        raise RemovalError(
+            1013,
+            f"The image is {width} x {height} pixels; no side may be longer than "
+            f"{bounds.max_side}.",
+        )
+    if width * height > bounds.max_pixels:
+        raise RemovalError(
+            1008,
+            f"The image has {width} x {height} = {width * height:,} pixels; "
+            f"at most {bounds.max_pixels:,} are accepted.",
+        )
+
+
+def probe(data: bytes, bounds: ImageBounds = DEFAULT_BOUNDS) -> ImageInfo:
+    """Header-only check: raises RemovalError (1005-1009, 1013, 1014) for what `decode` would
+    refuse and for what is outside the caller's `bounds` (tighter than the default)."""
     im, info = _open(data)
     im.close()
+    _check_bounds(data, info, bounds)
     return info
 
 
@@ -229,6 +267,11 @@ def _jpeg_with_opencv(data: bytes, info: ImageInfo) -> np.ndarray | None:
 def decode(data: bytes) -> Decoded:
     """Decode the first frame to oriented RGB (+ alpha). Raises RemovalError on bad input."""
     im, info = _open(data)
+    try:
+        _check_bounds(data, info, DEFAULT_BOUNDS)
+    except RemovalError:
+        im.close()
+        raise
     rgb = _jpeg_with_opencv(data, info)
     if rgb is not None:
         im.close()
