@@ -40,6 +40,8 @@ keepalive = 5
 # Requests wait here while every worker is busy instead of being refused.
 backlog = 2048
 accesslog = "-"
+# The common log format with the serving worker's pid, so a log shows which worker answered.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s'
 errorlog = "-"
 # Keep the worker heartbeat off a disk-backed /tmp (containers often have a slow overlay).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -49,9 +49,13 @@ def test_gunicorn_warms_the_engine_in_each_worker_before_serving(tmp_path):
     booted = re.findall(r"Booting worker with pid: (\d+)", text)
     warmed = re.findall(r"worker (\d+): engine loaded and warm", text)
     assert len(booted) == 2 and sorted(booted) == sorted(warmed)
-    # Warm before the first request: each warm-up line precedes every access-log line.
-    first_request = text.index('"GET /')
-    assert all(text.index(f"worker {pid}: engine loaded") < first_request for pid in warmed)
+    # Each worker is warm before it answers: its warm-up line precedes every access line it
+    # wrote. (Another worker may answer while this one is still warming.)
+    for pid in warmed:
+        warm_at = text.index(f"worker {pid}: engine loaded")
+        served_at = [m.start() for m in re.finditer(rf'"GET /[^\n]* pid=<{pid}>', text)]
+        assert all(warm_at < at for at in served_at)
+    assert re.search(r'"GET /healthz[^\n]* pid=<\d+>', text)
 
 
 def test_check_deploy_passes_with_a_production_environment():
