@@ -372,7 +372,7 @@ def grant(
 
 
 def grant_once(
-    user,
+    user: AbstractBaseUser,
     amount: Decimal,
     reference: str,
     pack: CreditPack | None = None,

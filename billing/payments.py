@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 import stripe
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DataError, IntegrityError, transaction
 
 from billing import ledger
@@ -68,7 +69,9 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def start_checkout(user, pack: CreditPack, *, success_url: str, cancel_url: str) -> str:
+def start_checkout(
+    user: AbstractBaseUser, pack: CreditPack, *, success_url: str, cancel_url: str
+) -> str:
     """Create a Stripe Checkout session for `pack` and return the URL to send the buyer to.
 
     The session's metadata names the user, the pack and the credits offered; the webhook
@@ -110,14 +113,14 @@ def start_checkout(user, pack: CreditPack, *, success_url: str, cancel_url: str)
     return session.url
 
 
-def _id(value) -> str:
+def _id(value: object) -> str:
     """Stripe sends related objects as an id, or as the object when expanded."""
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) else ""
 
 
-def _pk(value) -> int | None:
+def _pk(value: object) -> int | None:
     """A primary key from metadata; None for anything a database column could not hold."""
     if not isinstance(value, str | int) or isinstance(value, bool):
         return None
@@ -128,7 +131,7 @@ def _pk(value) -> int | None:
     return number if 0 < number < 2**63 else None
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     """A value from the event for a log line or an outcome, however large it is."""
     return f"{value!r:.40}"
 
@@ -167,7 +170,7 @@ def _offered_credits(metadata: dict, pack: CreditPack) -> Decimal:
     return credits
 
 
-def _stripe_id(value, what: str) -> str:
+def _stripe_id(value: object, what: str) -> str:
     text = _id(value)
     if len(text) > 255:
         raise RejectedEventError(f"{what} is longer than 255 characters")
@@ -262,7 +265,9 @@ def _digest_id(payload: bytes) -> str:
     return "unreadable:" + hashlib.sha256(payload).hexdigest()
 
 
-def _apply(handler: Callable[[str, dict], str], event_id: str, event_type: str, obj: dict):
+def _apply(
+    handler: Callable[[str, dict], str], event_id: str, event_type: str, obj: dict
+) -> tuple[str, bool]:
     """Run `handler` in a savepoint; returns (outcome, rejected)."""
     try:
         with transaction.atomic():

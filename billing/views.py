@@ -1,5 +1,6 @@
 import csv
 import logging
+from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -74,7 +75,7 @@ def _cell(text: str) -> str:
 def credits_csv(request: HttpRequest) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
-    def rows():
+    def rows() -> Iterator[str]:
         yield writer.writerow(
             ["time", "kind", "amount", "balance_after", "uncollected", "pack", "reference", "cause"]
         )

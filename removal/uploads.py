@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -195,7 +195,7 @@ def create_upload(
     return _rendering(upload, result, paid, options.test)
 
 
-def get_upload(user, public_id: str) -> Upload:
+def get_upload(user: AbstractBaseUser, public_id: str) -> Upload:
     """`user`'s upload, while it is kept; 404 (code 4040) otherwise, also for other users'."""
     upload = Upload.objects.filter(user=user, public_id=public_id).first()
     if upload is None:
@@ -284,7 +284,7 @@ def _delete_files(upload: Upload) -> None:
             field.storage.delete(field.name)
 
 
-def purge_expired(now=None) -> int:
+def purge_expired(now: datetime | None = None) -> int:
     """Delete the stored files and rows of uploads past their retention; returns how many."""
     now = now or timezone.now()
     count = 0

@@ -13,7 +13,7 @@ authentication, in the order their contract gives (401 before 413).
 """
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -35,11 +35,11 @@ def _declares_no_length(environ: dict) -> bool:
 class _ClosingResult:
     """The app's response, closing the buffered body once the server is done with it."""
 
-    def __init__(self, result: Iterable[bytes], body: tempfile.SpooledTemporaryFile):
+    def __init__(self, result: Iterable[bytes], body: tempfile.SpooledTemporaryFile) -> None:
         self.result = result
         self.body = body
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.result)
 
     def close(self) -> None:
@@ -54,7 +54,7 @@ class DechunkedBodyApp:
     """WSGI wrapper: a body the server de-chunked gets a `Content-Length`, read up to the cap
     plus one byte (enough for the middleware's 413) into a file that spills to disk."""
 
-    def __init__(self, app: Callable):
+    def __init__(self, app: Callable) -> None:
         self.app = app
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -79,7 +79,7 @@ class DechunkedBodyApp:
 class BodyLimitMiddleware:
     """413 or 411 from the request's headers, before any code reads its body."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -2,6 +2,7 @@
 and, since gunicorn runs no checks, a log line when the app loads (webapp/apps.py)."""
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core import checks
@@ -33,7 +34,7 @@ def mail_problem() -> str:
 
 
 @checks.register()
-def check_mail(app_configs: list | None, **kwargs) -> list[checks.CheckMessage]:
+def check_mail(app_configs: list | None, **kwargs: Any) -> list[checks.CheckMessage]:
     problem = mail_problem()
     hint = "Set DJANGO_EMAIL_BACKEND and DJANGO_EMAIL_HOST etc. (README, configuration)."
     return [checks.Warning(problem, hint=hint, id="cutout.W001")] if problem else []

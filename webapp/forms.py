@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
@@ -13,7 +15,7 @@ class SignupForm(forms.Form):
 
     email = forms.EmailField(label="E-mail address", max_length=254)
 
-    def __init__(self, *args, request: HttpRequest | None = None, **kwargs):
+    def __init__(self, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
         self.request = request
         super().__init__(*args, **kwargs)
 
@@ -35,7 +37,7 @@ class ChoosePasswordForm(SetPasswordMixin, forms.Form):
 
     password1, password2 = SetPasswordMixin.create_password_fields()
 
-    def __init__(self, email: str, *args, **kwargs):
+    def __init__(self, email: str, *args: Any, **kwargs: Any) -> None:
         # Unsaved: only for the validators that compare the password with the address.
         self.user = User(email=email)
         super().__init__(*args, **kwargs)

@@ -18,8 +18,10 @@ site's and the admin's, use it (webapp/forms.py).
 import hashlib
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 
@@ -80,7 +82,9 @@ def record_failure(keys: list[str]) -> None:
         limits.hit(key, settings.CUTOUT_LOGIN_FAILURE_WINDOW_S)
 
 
-def remember_device(sender: type, request: HttpRequest | None, user, **kwargs) -> None:
+def remember_device(
+    sender: type, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any
+) -> None:
     """`user_logged_in` receiver: the response to this request carries a new device cookie."""
     if request is not None:
         request.new_device_cookie = device_cookie(user.email)
@@ -89,7 +93,7 @@ def remember_device(sender: type, request: HttpRequest | None, user, **kwargs) -
 class DeviceCookieMiddleware:
     """Sets the device cookie on the response to a request that logged someone in."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

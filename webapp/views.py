@@ -11,7 +11,7 @@ from webapp import accounts
 from webapp.forms import ApiKeyForm, ChoosePasswordForm, SignupForm
 
 
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     return render(request, "webapp/home.html")
 
 
@@ -45,7 +45,7 @@ def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @login_required
-def api_keys(request):
+def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     new_secret = None
     new_key = None
@@ -63,7 +63,7 @@ def api_keys(request):
 
 @login_required
 @require_POST
-def revoke_api_key(request, key_id: str):
+def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
     key = get_object_or_404(ApiKey, key_id=key_id, user=request.user)
     keys.revoke(key)
     messages.success(request, f"Key {key.key_id} revoked.")

@@ -26,7 +26,7 @@ class LocalRemover(Engine):
         spec: registry.ModelSpec,
         threads: int = 2,
         warm: bool = True,
-    ):
+    ) -> None:
         self.spec = spec
         self.segmenter = segment.Segmenter(model_path, spec, threads=threads, warm=warm)
 

@@ -39,7 +39,7 @@ def _snap_lut(low: int = SNAP_LOW, high: int = SNAP_HIGH) -> np.ndarray:
 _SNAP_LUT = _snap_lut()
 
 
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc: nothing to tune
@@ -72,7 +72,7 @@ class Segmenter:
 
     def __init__(
         self, model_path: Path | str, spec: ModelSpec, threads: int = 2, warm: bool = True
-    ):
+    ) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise ModelMissingError(

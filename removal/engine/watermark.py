@@ -106,7 +106,9 @@ def _paste_max(mask: np.ndarray, stamp: np.ndarray, x0: int, y0: int) -> None:
     np.maximum(region, stamp[y1 - y0 : y2 - y0, x1 - x0 : x2 - x0], out=region)
 
 
-def apply(rgb: np.ndarray, alpha: np.ndarray | None = None):
+def apply(
+    rgb: np.ndarray, alpha: np.ndarray | None = None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Lay the watermark over a result. With `alpha` (a transparent result) returns
     (rgb, alpha) with the watermark composited over it; without, the opaque rgb."""
     height, width = rgb.shape[:2]

@@ -1,7 +1,8 @@
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.crypto import get_random_string
 
 from billing import ledger
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         "granted: nothing when --reference was used before."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
         parser.add_argument(
             "amount", help="credits: 0.000001 to 1000000000, at most six decimals (100, 0.5)"
@@ -46,7 +47,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--note", default="", help="why, kept in the ledger entry")
 
-    def handle(self, *args, email: str, amount: str, pack: str | None, **options):
+    def handle(self, *args: str, email: str, amount: str, pack: str | None, **options: Any) -> None:
         credits = parse_amount(amount)
         user = get_user_model().objects.filter(email__iexact=email.strip()).first()
         if user is None:
