@@ -41,6 +41,9 @@ TOO_SMALL = define(1009, 400, "The image is too small to process.")
 UNPARSABLE_BODY = define(1010, 400, "The request body could not be parsed.")
 SIDE_TOO_LONG = define(1013, 400, "A side of the image is longer than this API accepts.")
 FILE_TOO_LARGE = define(1014, 400, "The image file is larger than this API accepts.")
+TRYOUT_NEEDS_FILE = define(
+    1040, 400, "A try-out takes an image file from your device; sign up to send URLs."
+)
 BAD_IDEMPOTENCY_KEY = define(
     1011, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters."
 )
@@ -94,6 +97,11 @@ LENGTH_REQUIRED = define(
 UNSUPPORTED_MEDIA_TYPE = define(4150, 415, "Unsupported content type.")
 IDEMPOTENCY_KEY_REUSED = define(
     4220, 422, "This Idempotency-Key was sent before with a different request; use a new key."
+)
+TRYOUT_LIMIT = define(
+    4060,
+    429,
+    "You have used today's free try-outs from this address. Sign up to go on: test mode is free.",
 )
 RATE_LIMITED = define(4290, 429, "Rate or concurrency limit reached; retry later.")
 

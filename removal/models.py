@@ -81,17 +81,27 @@ class Upload(models.Model):
     """An image sent through the website, with what re-rendering it needs: the original file
     and the alpha the engine found (an 8-bit PNG at processing size). Charged once, when
     first rendered outside test mode (`paid`); deleted by `purge_results` after `expires_at`.
+
+    A visitor's try-out (removal/tryouts.py) has no user but the `visitor` token kept in the
+    visitor's session; signing up in that session gives it to the new account.
     """
 
     public_id = models.CharField(max_length=32, unique=True, default=_new_public_id)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="uploads",
+        null=True,
+        blank=True,
     )
+    visitor = models.CharField(max_length=64, blank=True, db_index=True)
     # The page's id for the file: a retried POST of the same file is not a second upload.
     key = models.CharField(max_length=64)
     filename = models.CharField(max_length=255, blank=True)
     original = models.FileField(upload_to=_upload_path, max_length=255)
     alpha = models.FileField(upload_to=_upload_path, max_length=255)
+    # A JPEG of at most 1 MP for originals a browser cannot show (HEIC, TIFF, CMYK JPEG).
+    preview = models.FileField(upload_to=_upload_path, max_length=255, blank=True)
     width = models.PositiveIntegerField(help_text="Oriented input width in pixels.")
     height = models.PositiveIntegerField(help_text="Oriented input height in pixels.")
     paid = models.BooleanField(default=False)
@@ -102,6 +112,15 @@ class Upload(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="removal_upload_unique_key"),
+            models.UniqueConstraint(
+                fields=["visitor", "key"],
+                condition=models.Q(user__isnull=True),
+                name="removal_upload_unique_visitor_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False) | ~models.Q(visitor=""),
+                name="removal_upload_has_owner",
+            ),
         ]
 
     def __str__(self) -> str:

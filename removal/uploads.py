@@ -10,7 +10,9 @@ any failure releases it, so a failed upload charges nothing.
 in test mode is not paid for: its first render outside test mode is rendered first (a bad
 option costs nothing), then its payment is claimed and charged in one transaction, so that of
 several such renders at once exactly one pays and none returns a production result unpaid.
-Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS`; `manage.py purge_results` deletes them.
+Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS` (a visitor's try-out for
+`TRYOUT_LIFETIME`); `manage.py purge_results` deletes them. An original the browser cannot show
+gets a small JPEG preview at upload (removal/previews.py), stored and purged with it.
 """
 
 import io
@@ -29,11 +31,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image
 
 from billing import ledger, pricing
-from removal import active_engine, charging, errors, services
+from removal import active_engine, charging, errors, previews, services
 from removal.calls import Call
 from removal.engine import cutouts, decode, encode
 from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
@@ -50,8 +53,10 @@ PAGE_PARALLEL_UPLOADS = 2
 # Restored cut-outs of the most recent uploads, so that a user trying options one after the
 # other does not pay a decode each time (per process; a miss only costs that decode).
 _CACHE_SIZE = 4
-_cache: OrderedDict[int, Cutout] = OrderedDict()
+_cache: OrderedDict[str, Cutout] = OrderedDict()
 _cache_lock = threading.Lock()
+# A visitor's try-out is kept this long, then purged (unless an account adopts it).
+TRYOUT_LIFETIME = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,15 @@ class UploaderState:
     credits: Decimal
     price: Decimal
     test_default: bool
-    max_upload_mb: int
+    max_upload_bytes: int
     parallel: int = PAGE_PARALLEL_UPLOADS
+    tryout: bool = False
+    tryouts_per_day: int = 0
 
     @property
-    def max_upload_bytes(self) -> int:
-        return self.max_upload_mb * 1024 * 1024
+    def max_upload_mb(self) -> int:
+        """The limit in MB of 1,048,576 bytes: the page says "MB" for MiB throughout."""
+        return self.max_upload_bytes // (1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def uploader_state(user: AbstractBaseUser) -> UploaderState:
         credits=credits,
         price=price,
         test_default=credits < price,
-        max_upload_mb=settings.CUTOUT_MAX_UPLOAD_MB,
+        max_upload_bytes=settings.CUTOUT_MAX_UPLOAD_MB * 1024 * 1024,
     )
 
 
@@ -106,29 +114,50 @@ def _reference(upload_key: str) -> str:
     return f"web:{upload_key}:{secrets.token_hex(6)}"
 
 
+def _owned(user: AbstractBaseUser | None, visitor: str) -> dict:
+    """The filter for one owner's uploads: an account's, or a visitor's try-outs."""
+    return {"user": user} if user is not None else {"user": None, "visitor": visitor}
+
+
 def _store(
-    user: AbstractBaseUser, key: str, data: bytes, filename: str, cutout: Cutout, paid: bool
+    user: AbstractBaseUser | None,
+    visitor: str,
+    key: str,
+    data: bytes,
+    info: decode.ImageInfo,
+    filename: str,
+    cutout: Cutout,
+    paid: bool,
 ) -> tuple[Upload, bool]:
-    """Save the original and its alpha; (upload, created). Not created: the same file (same
-    key) posted twice at once, and the other request stored it first."""
+    """Save the original, its alpha and (when the browser needs one) a preview; (upload,
+    created). Not created: the same file (same key) posted twice at once, and the other
+    request stored it first."""
+    lifetime = (
+        timedelta(hours=settings.CUTOUT_UPLOAD_RETENTION_HOURS)
+        if user is not None
+        else TRYOUT_LIFETIME
+    )
     upload = Upload(
         user=user,
+        visitor="" if user is not None else visitor,
         key=key,
         filename=filename[:255],
         width=cutout.full_size[0],
         height=cutout.full_size[1],
         paid=paid,
-        expires_at=timezone.now() + timedelta(hours=settings.CUTOUT_UPLOAD_RETENTION_HOURS),
+        expires_at=timezone.now() + lifetime,
     )
     upload.original.save("original", ContentFile(data), save=False)
     upload.alpha.save("alpha.png", ContentFile(encode.mask_png(cutout.alpha)), save=False)
+    if previews.needed(info):
+        upload.preview.save("preview.jpg", ContentFile(previews.make(cutout.rgb)), save=False)
     try:
         with transaction.atomic():
             upload.save()
     except IntegrityError:
         _delete_files(upload)
-        return Upload.objects.get(user=user, key=key), False
-    _remember(upload.pk, cutout)
+        return Upload.objects.get(key=key, **_owned(user, visitor)), False
+    _remember(upload.public_id, cutout)
     return upload, True
 
 
@@ -137,37 +166,41 @@ def _rendering(
 ) -> Rendering:
     if paid.charged:
         Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + paid.charged)
+    credits = ledger.account_summary(upload.user).credits if upload.user else Decimal(0)
     return Rendering(
         upload=upload,
         result=result,
         charged=paid.charged,
         calculated=paid.calculated,
-        credits=ledger.account_summary(upload.user).credits,
+        credits=credits,
         test=test,
     )
 
 
 def create_upload(
-    user: AbstractBaseUser,
+    user: AbstractBaseUser | None,
     image: ImageInput,
     options: RemovalOptions,
     *,
     key: str,
     call: Call | None = None,
+    visitor: str = "",
+    bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
 ) -> Rendering:
     """Analyse `image` for `user`, charge it once (unless `options.test`), store what
-    re-rendering needs, and render it with `options`.
+    re-rendering needs, and render it with `options`. Without a user, the upload is the
+    try-out of the session token `visitor` (removal/tryouts.py, test mode only: free).
 
     A repeated `key` (a retried request) renders the stored upload again and charges nothing
-    more. Raises RemovalError: 1xxx for a bad image, 4020/4021 when the balance cannot pay,
-    whatever the engine raises (after releasing the hold).
+    more. Raises RemovalError: 1xxx for a bad image (or one outside `bounds`), 4020/4021 when
+    the balance cannot pay, whatever the engine raises (after releasing the hold).
     """
-    existing = Upload.objects.filter(user=user, key=key).first()
+    existing = Upload.objects.filter(key=key, **_owned(user, visitor)).first()
     if existing is not None:
         return render_upload(existing, options, call=call)
     engine = active_engine.get_remover()
     data = services.image_bytes(image)  # image.url: fetched under the API's rules
-    info = decode.probe(data)
+    info = decode.probe(data, bounds)
     if call is not None:
         call.test = options.test
         call.saw_input(data, info)
@@ -176,7 +209,9 @@ def create_upload(
 
     def analyse_and_store() -> tuple[Cutout, Upload, bool]:
         cutout = engine.analyse(data, options, context)
-        upload, created = _store(user, key, data, image.filename, cutout, not options.test)
+        upload, created = _store(
+            user, visitor, key, data, info, image.filename, cutout, not options.test
+        )
         return cutout, upload, created
 
     paid = charging.run(
@@ -195,9 +230,12 @@ def create_upload(
     return _rendering(upload, result, paid, options.test)
 
 
-def get_upload(user: AbstractBaseUser, public_id: str) -> Upload:
-    """`user`'s upload, while it is kept; 404 (code 4040) otherwise, also for other users'."""
-    upload = Upload.objects.filter(user=user, public_id=public_id).first()
+def get_upload(user: AbstractBaseUser | None, public_id: str, visitor: str = "") -> Upload:
+    """`user`'s upload (without a user: `visitor`'s try-out), while it is kept; 404 (code
+    4040) otherwise, also for anyone else's."""
+    if user is None and not visitor:
+        raise RemovalError(errors.NOT_FOUND, "No such upload.")
+    upload = Upload.objects.filter(public_id=public_id, **_owned(user, visitor)).first()
     if upload is None:
         raise RemovalError(errors.NOT_FOUND, "No such upload.")
     if upload.expires_at <= timezone.now():
@@ -253,10 +291,10 @@ def render_upload(
     return _rendering(upload, result, paid, options.test)
 
 
-def _remember(pk: int, cutout: Cutout) -> None:
+def _remember(public_id: str, cutout: Cutout) -> None:
     with _cache_lock:
-        _cache[pk] = cutout
-        _cache.move_to_end(pk)
+        _cache[public_id] = cutout
+        _cache.move_to_end(public_id)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
 
@@ -265,21 +303,21 @@ def restore_cutout(upload: Upload) -> Cutout:
     """The upload's Cutout as the engine's `analyse()` made it, from the stored original and
     alpha (engine/cutouts.py), kept for the next render in this process."""
     with _cache_lock:
-        cutout = _cache.get(upload.pk)
+        cutout = _cache.get(upload.public_id)
         if cutout is not None:
-            _cache.move_to_end(upload.pk)
+            _cache.move_to_end(upload.public_id)
             return cutout
     with upload.original.open("rb") as f:
         data = f.read()
     with upload.alpha.open("rb") as f, Image.open(io.BytesIO(f.read())) as im:
         alpha = np.asarray(im.convert("L")).copy()
     cutout = cutouts.restore(data, alpha)
-    _remember(upload.pk, cutout)
+    _remember(upload.public_id, cutout)
     return cutout
 
 
 def _delete_files(upload: Upload) -> None:
-    for field in (upload.original, upload.alpha):
+    for field in (upload.original, upload.alpha, upload.preview):
         if field.name:
             field.storage.delete(field.name)
 
@@ -289,10 +327,30 @@ def purge_expired(now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     for upload in Upload.objects.filter(expires_at__lte=now).iterator():
-        pk = upload.pk
         _delete_files(upload)
         upload.delete()
         with _cache_lock:
-            _cache.pop(pk, None)
+            _cache.pop(upload.public_id, None)
         count += 1
     return count
+
+
+def adopt_tryouts(visitor: str, user: AbstractBaseUser) -> list[str]:
+    """Give `visitor`'s unexpired try-outs to `user` (who signed up in that session), kept as
+    long as any upload of theirs and still unpaid; returns their public ids."""
+    if not visitor:
+        return []
+    tryouts = Upload.objects.filter(user=None, visitor=visitor, expires_at__gt=timezone.now())
+    ids = list(tryouts.values_list("public_id", flat=True))
+    Upload.objects.filter(public_id__in=ids, user=None).update(
+        user=user,
+        visitor="",
+        expires_at=timezone.now() + timedelta(hours=settings.CUTOUT_UPLOAD_RETENTION_HOURS),
+    )
+    return ids
+
+
+def original_file(upload: Upload) -> FieldFile:
+    """What the page shows as the upload's original: the preview when one was made (the
+    browser cannot show the file itself), else the original file."""
+    return upload.preview if upload.preview else upload.original

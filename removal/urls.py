@@ -13,4 +13,11 @@ urlpatterns = [
         views.RenderUploadView.as_view(),
         name="render_upload",
     ),
+    path(
+        "remove/uploads/<str:public_id>/original/",
+        views.upload_original,
+        name="upload_original",
+    ),
+    path("try/", views.CreateTryoutView.as_view(), name="create_tryout"),
+    path("try/<str:public_id>/render/", views.RenderTryoutView.as_view(), name="render_tryout"),
 ]

@@ -1,28 +1,33 @@
-"""The website's upload page and the two calls its script makes (removal/uploads.py does the
-work): create an upload (charged once) and re-render it with other options (free).
+"""The website's upload page and the calls its script makes (removal/uploads.py does the
+work): create an upload (charged once), re-render it with other options (free), show its
+original (or the preview made for it); and the same for a visitor's try-out
+(removal/tryouts.py: test mode, never charged).
 
 The calls answer like the Pixian API: the image with `X-*` headers, or Pixian's error JSON
 through the one exception handler, plus `X-Upload-Id` and `X-Credits-Balance` for the page.
-They authenticate with the session and so check the CSRF token.
+They check the CSRF token: signed-in calls through session authentication, a visitor's
+explicitly (DRF checks it only for authenticated sessions).
 """
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.formatting import format_credits
-from removal import inputs, limits, uploads
+from removal import inputs, limits, tryouts, uploads
 from removal.api.body import check_body_size
 from removal.api.pixian.options import parse_pixian_options
 from removal.api.pixian.views import result_headers
 from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
+from removal.errors import RemovalError
 from removal.models import CallRecord
 
 
@@ -75,3 +80,54 @@ class RenderUploadView(PageCallView):
             options = parse_pixian_options(request.data)
             rendering = uploads.render_upload(upload, options, call=request.call)
         return image_response(rendering)
+
+
+class TryoutCallView(ImageResultMixin, APIView):
+    """A visitor's call: no account (so no call record), the session's try-out token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [MultiPartParser, FormParser]
+    renderer_classes = ERROR_THEN_IMAGE
+    wire_format = "pixian"
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        super().initial(request, *args, **kwargs)
+        SessionAuthentication().enforce_csrf(request)
+
+
+class CreateTryoutView(TryoutCallView):
+    def post(self, request: Request) -> Response:
+        address = limits.client_address(request.META)
+        with limits.limited(f"tryout:{address}"):
+            check_body_size(request.META)
+            options = parse_pixian_options(request.data)
+            image = inputs.select_input(request.data, request.FILES)
+            key = uploads.clean_key(request.data.get("key"))
+            token = tryouts.visitor(request.session, create=True)
+            rendering = tryouts.create_tryout(token, address, image, options, key)
+        return image_response(rendering)
+
+
+class RenderTryoutView(TryoutCallView):
+    def post(self, request: Request, public_id: str) -> Response:
+        address = limits.client_address(request.META)
+        with limits.limited(f"tryout:{address}"):
+            options = parse_pixian_options(request.data)
+            token = tryouts.visitor(request.session)
+            rendering = tryouts.render_tryout(token, public_id, options)
+        return image_response(rendering)
+
+
+@require_GET
+def upload_original(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The upload's original as the page shows it (its preview when the browser cannot show
+    the file); only to its owner: the account, or the visitor's session for a try-out."""
+    user = request.user if request.user.is_authenticated else None
+    try:
+        upload = uploads.get_upload(user, public_id, visitor=tryouts.visitor(request.session))
+    except RemovalError as exc:
+        raise Http404(exc.message) from None
+    response = FileResponse(uploads.original_file(upload).open("rb"))
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -182,7 +182,7 @@ def test_the_page_shows_the_balance_and_starts_in_test_mode_without_credits(alic
     assert 'data-testid="balance">100<' in page and 'id="opt-test" name="test" >' in page
     home = client_for(bob).get("/").content.decode()
     assert 'data-testid="balance">0<' in home and 'name="test" checked' in home
-    assert "visitor-dropzone" in Client().get("/").content.decode()
+    assert 'data-mode="tryout"' in Client().get("/").content.decode()
 
 
 def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, capsys):

@@ -234,6 +234,8 @@ CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
 # The website keeps each upload's original and alpha this long, so that re-rendering it with
 # other options is free; `manage.py purge_results` deletes them afterwards.
 CUTOUT_UPLOAD_RETENTION_HOURS = env_int("CUTOUT_UPLOAD_RETENTION_HOURS", 24)
+# Visitors' try-outs on the home page, per client address and day (removal/tryouts.py).
+CUTOUT_TRYOUT_PER_DAY = env_int("CUTOUT_TRYOUT_PER_DAY", 10)
 # The per-call records (no image data); at least 31 days, so that a 30-day chart is whole.
 CUTOUT_CALL_RECORD_RETENTION_DAYS = env_int("CUTOUT_CALL_RECORD_RETENTION_DAYS", 90)
 if CUTOUT_CALL_RECORD_RETENTION_DAYS < 31:

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from removal import keys
+from removal import keys, tryouts
 from removal.models import ApiKey
 from webapp import accounts
 from webapp.forms import ApiKeyForm, ChoosePasswordForm, SignupForm
@@ -38,6 +38,7 @@ def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
             user = accounts.create_account(email, form.cleaned_data["password1"])
         except accounts.AccountExistsError:
             return render(request, "registration/signup_confirm.html", {"state": "exists"})
+        tryouts.adopt(request.session, user)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     context = {"state": "choose", "form": form, "email": email}

@@ -130,8 +130,10 @@ def _open(data: bytes) -> tuple[Image.Image, ImageInfo]:
         raise RemovalError(1008) from None
     except UnidentifiedImageError:
         raise _unsupported_or_unreadable(data) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise RemovalError(1006, f"Failed to read the supplied image: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise RemovalError(
+            1006, "Failed to read the supplied image: the file is damaged or incomplete."
+        ) from None
     fmt = (im.format or "").upper()
     if fmt not in ACCEPTED_FORMATS:
         raise RemovalError(
@@ -282,8 +284,10 @@ def decode(data: bytes) -> Decoded:
         try:
             im.load()
             rgb, alpha = _convert(im)
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise RemovalError(1006, f"Failed to read the supplied image: {exc}") from None
+        except (OSError, SyntaxError, ValueError, EOFError):
+            raise RemovalError(
+                1006, "Failed to read the supplied image: the file is damaged or incomplete."
+            ) from None
         except MemoryError:
             raise RemovalError(1008) from None
     finally:

@@ -8,6 +8,14 @@
  * asks for a Delta PNG and rebuilds the cut-out here with delta-png.js: the download is
  * small and the full-size PNG is encoded in the browser.
  *
+ * The viewer (static/js/viewer.js) shows the original left of a split and the cut-out right
+ * of it, fitted to the viewport, with zoom. The page brings the progress, then the first
+ * result of a drop into view. A refused option is marked on its field and the result shown
+ * is marked out of date until a render with the current options arrives.
+ *
+ * On the home page a visitor gets the same page in try-out mode (data-mode="tryout"): one
+ * photo, test mode only, then a prompt to sign up (removal/tryouts.py).
+ *
  * Everything the script needs from the server arrives in the #uploader element's data-*.
  */
 
@@ -16,25 +24,28 @@ const ACCEPTED_TEXT = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC";
 const SERVER_FORMATS = new Set(["jpeg", "png", "webp", "gif", "bmp", "tiff", "heic"]);
 const BROWSER_SHOWS = new Set(["jpeg", "png", "webp", "gif", "bmp"]);
 const NOTHING_CHARGED = "Nothing was charged.";
+const MIB = 1048576; // "MB" on this page is 1,048,576 bytes, as in the server's limits
+const TRYOUT_LIMIT_CODE = 4060;
+// Option error codes (removal/errors.py) → the field that holds the option.
+const OPTION_FIELDS = {
+  2003: "opt-background",
+  2005: "opt-margin",
+  2006: "opt-target-width",
+  2007: "opt-align",
+  2008: "opt-format",
+  2009: "opt-quality",
+};
 
-const visitorZone = document.getElementById("visitor-dropzone");
-if (visitorZone) initVisitorZone(visitorZone);
 const root = document.getElementById("uploader");
-if (root) initUploader(root);
+if (root) {
+  const { Viewer, parseBox, parseSize } = await import(root.dataset.viewerUrl);
+  initUploader(root, { Viewer, parseBox, parseSize });
+}
 
-// A visitor's drop zone on the landing page: dropping a file leads to the sign-up page.
-function initVisitorZone(zone) {
-  for (const type of ["dragenter", "dragover"]) {
-    zone.addEventListener(type, (event) => {
-      event.preventDefault();
-      zone.classList.add("dragging");
-    });
-  }
-  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    window.location.href = zone.href;
-  });
+/** A message as a sentence: the server's text ends with a full stop. */
+function sentence(text) {
+  const trimmed = String(text || "").trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
 }
 
 class ServerError extends Error {
@@ -48,7 +59,7 @@ class ServerError extends Error {
 
 class NetworkError extends Error {}
 
-function initUploader(root) {
+function initUploader(root, { Viewer, parseBox, parseSize }) {
   const $ = (id) => document.getElementById(id);
   const el = {
     dropzone: $("dropzone"),
@@ -64,12 +75,8 @@ function initUploader(root) {
     originalMissing: $("original-missing"),
     failure: $("result-failure"),
     resultStatus: $("result-status"),
-    stack: $("stack"),
-    under: $("under"),
-    canvas: $("result-canvas"),
-    resultImage: $("result-image"),
-    compare: $("compare"),
-    compareBox: $("compare").closest(".compare"),
+    layers: $("layers"),
+    staleNote: $("stale-note"),
     info: $("result-info"),
     download: $("download"),
     batchArea: $("batch-area"),
@@ -77,13 +84,17 @@ function initUploader(root) {
     downloadZip: $("download-zip"),
   };
   const config = {
+    tryout: root.dataset.mode === "tryout",
     createUrl: root.dataset.createUrl,
     renderUrl: (id) => root.dataset.renderUrl.replace("UPLOAD_ID", encodeURIComponent(id)),
+    originalUrl: (id) => root.dataset.originalUrl.replace("UPLOAD_ID", encodeURIComponent(id)),
     pricingUrl: root.dataset.pricingUrl,
+    signupUrl: root.dataset.signupUrl,
     maxBytes: Number(root.dataset.maxUploadBytes),
     maxMb: root.dataset.maxUploadMb,
     csrf: root.querySelector("input[name=csrfmiddlewaretoken]").value,
   };
+  const viewer = new Viewer(el.viewer);
   // Uploads or renders at a time (read on each start, so it can be changed on the page).
   const parallel = () => Math.max(1, Number(root.dataset.parallel) || 1);
   // Loaded through its (hashed) static URL, so that caching follows Django's manifest.
@@ -144,7 +155,10 @@ function initUploader(root) {
       return [`Network error while sending ${name}: check your connection and try again. ${NOTHING_CHARGED}`];
     }
     if (!(error instanceof ServerError)) {
-      return [`${name}: ${error.message} ${NOTHING_CHARGED}`];
+      return [`${name}: ${sentence(error.message)} ${NOTHING_CHARGED}`];
+    }
+    if (error.code === TRYOUT_LIMIT_CODE) {
+      return [`${sentence(error.message)} ${NOTHING_CHARGED}`, { link: { href: config.signupUrl, text: "Sign up" } }];
     }
     if (error.status === 402) {
       return [
@@ -162,7 +176,42 @@ function initUploader(root) {
     if (error.status >= 500) {
       return [`${name}: something went wrong on our side (error ${error.code}). ${NOTHING_CHARGED} Please try again.`];
     }
-    return [`${name}: ${error.message} ${NOTHING_CHARGED}`];
+    return [`${name}: ${sentence(error.message)} ${NOTHING_CHARGED}`];
+  }
+
+  // --- a refused option: marked on its field, and the shown result marked out of date ----
+  function markField(error) {
+    const id = OPTION_FIELDS[error.code];
+    if (!id) return false;
+    const input = $(id);
+    const box = input.closest(".option");
+    input.setAttribute("aria-invalid", "true");
+    let note = box.querySelector(".field-error");
+    if (!note) {
+      note = document.createElement("small");
+      note.className = "field-error";
+      note.id = `${id}-error`;
+      box.append(note);
+      const described = input.getAttribute("aria-describedby");
+      input.setAttribute("aria-describedby", described ? `${described} ${note.id}` : note.id);
+    }
+    note.textContent = sentence(error.message);
+    setStale(true);
+    return true;
+  }
+
+  function clearField(input) {
+    const box = input.closest(".option");
+    if (!box) return;
+    for (const field of box.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+    const note = box.querySelector(".field-error");
+    if (note) note.remove();
+  }
+
+  function setStale(stale) {
+    el.viewer.classList.toggle("stale", stale);
+    el.viewer.dataset.stale = String(stale);
+    el.staleNote.hidden = !stale;
   }
 
   // --- options ----------------------------------------------------------------------------
@@ -231,10 +280,10 @@ function initUploader(root) {
   // --- files in ---------------------------------------------------------------------------
   async function addFiles(fileList) {
     const start = performance.now(); // "drop to preview" is measured from here
-    const files = [...fileList];
+    const files = config.tryout ? [...fileList].slice(0, 1) : [...fileList];
     if (!files.length) return;
     const { sniffImage } = await deltaModule;
-    const batch = items.length + files.length > 1;
+    const batch = !config.tryout && items.length + files.length > 1;
     let first = true;
     for (const file of files) {
       const name = file.name || "pasted image";
@@ -243,7 +292,7 @@ function initUploader(root) {
         continue;
       }
       if (file.size > config.maxBytes) {
-        const mb = (file.size / 1048576).toFixed(1);
+        const mb = (file.size / MIB).toFixed(1);
         alertUser(`${name} is ${mb} MB; the limit is ${config.maxMb} MB per image. ${NOTHING_CHARGED}`);
         continue;
       }
@@ -266,13 +315,42 @@ function initUploader(root) {
         version: 0,
         info: {},
       };
+      if (config.tryout) items.length = 0; // a visitor sees one photo at a time
       items.push(item);
-      addToBatchList(item);
-      if (first) select(item); // a new drop is what the user wants to see
+      if (!config.tryout) addToBatchList(item);
+      if (first) {
+        item.reveal = true; // bring its progress, then its result, into view
+        select(item); // a new drop is what the user wants to see
+      }
       first = false;
       enqueue(() => upload(item)).catch(() => {});
     }
-    el.batchArea.hidden = !batch && items.length < 2;
+    el.batchArea.hidden = config.tryout || (!batch && items.length < 2);
+    updateProgress();
+    if (items.some((i) => i.reveal)) el.progressArea.scrollIntoView({ block: "center" });
+  }
+
+  // Try-outs adopted at sign-up: already on the server, shown with the current options.
+  function addAdopted(ids) {
+    for (const id of ids) {
+      const item = {
+        key: id,
+        name: "Your try-out",
+        sniff: { format: "stored", rebuildable: false },
+        start: performance.now(),
+        originalUrl: config.originalUrl(id),
+        uploadId: id,
+        state: "waiting",
+        result: null,
+        version: 0,
+        info: {},
+        reveal: true,
+      };
+      items.push(item);
+      addToBatchList(item);
+      select(item);
+      enqueue(() => render(item)).catch(() => {});
+    }
     updateProgress();
   }
 
@@ -308,6 +386,8 @@ function initUploader(root) {
       });
       item.marks.answered = performance.now() - item.start;
       item.uploadId = xhr.getResponseHeader("X-Upload-Id");
+      // The browser cannot show this original: the server made a preview of it.
+      if (!item.originalUrl) item.originalUrl = config.originalUrl(item.uploadId);
       readCharge(item, xhr, options);
       await show(item, xhr, useDelta);
       // Options changed while this one was in flight: bring it up to date (free).
@@ -315,7 +395,7 @@ function initUploader(root) {
     } catch (error) {
       item.error = describeError(error, item.name)[0];
       setState(item, "failed");
-      if (item === selected) showSelected();
+      if (!markField(error) && item === selected) showSelected();
       alertUser(...describeError(error, item.name));
       throw error;
     }
@@ -337,8 +417,12 @@ function initUploader(root) {
       await show(item, xhr, useDelta);
     } catch (error) {
       // Leaving test mode without credits: the page goes back to what it still shows.
-      if (error.status === 402 && item.info.test) el.options.elements["test"].checked = true;
+      if (error.status === 402 && item.info.test) {
+        el.options.elements["test"].checked = true;
+        setStale(false);
+      }
       setState(item, item.result ? "done" : "failed");
+      markField(error);
       alertUser(...describeError(error, item.name));
     }
   }
@@ -351,6 +435,12 @@ function initUploader(root) {
     item.info.test = options.test;
     item.info.inputSize = xhr.getResponseHeader("X-Input-Size");
     item.info.resultSize = xhr.getResponseHeader("X-Result-Size");
+    item.info.geometry = {
+      inputSize: parseSize(item.info.inputSize),
+      resultSize: parseSize(item.info.resultSize),
+      inputForeground: parseBox(xhr.getResponseHeader("X-Input-Foreground")),
+      resultForeground: parseBox(xhr.getResponseHeader("X-Result-Foreground")),
+    };
   }
 
   async function show(item, xhr, usedDelta) {
@@ -372,7 +462,8 @@ function initUploader(root) {
         return;
       }
       release(item);
-      item.result = { kind: "delta", image, type: "image/png", width: image.width, height: image.height };
+      const pixels = new ImageData(image.data, image.width, image.height);
+      item.result = { kind: "delta", image, pixels, type: "image/png", width: image.width, height: image.height };
       // Encode the download in the background, so that the preview is not kept waiting.
       const result = item.result;
       result.png = new Promise((r) => setTimeout(r, 0)).then(() => m.encodePng(image));
@@ -387,9 +478,11 @@ function initUploader(root) {
     } else {
       release(item);
       const blob = new Blob([xhr.response], { type });
-      const [width, height] = (item.info.resultSize || "0 0").split(" ").map(Number);
-      item.result = { kind: "server", blob, url: URL.createObjectURL(blob), type, width, height };
+      const [width, height] = item.info.geometry.resultSize;
+      const pixels = await createImageBitmap(blob);
+      item.result = { kind: "server", blob, pixels, url: URL.createObjectURL(blob), type, width, height };
     }
+    item.result.geometry = item.info.geometry;
     setState(item, "done");
     root.dataset.shown = String(++shown);
     if (item.previewMs === undefined) {
@@ -400,7 +493,14 @@ function initUploader(root) {
       root.dataset.lastPreviewMarks = JSON.stringify(marks, (k, v) => (typeof v === "number" ? Math.round(v) : v));
     }
     updateThumb(item);
-    if (item === selected) showSelected();
+    if (item === selected) {
+      setStale(false);
+      showSelected();
+      if (item.reveal) {
+        item.reveal = false;
+        el.viewer.scrollIntoView({ block: "start" });
+      }
+    }
   }
 
   function release(item) {
@@ -419,30 +519,15 @@ function initUploader(root) {
   function showSelected() {
     const item = selected;
     el.viewer.hidden = false;
-    if (item.originalUrl) {
-      el.original.src = item.originalUrl;
-      el.under.src = item.originalUrl;
-    }
-    el.original.hidden = !item.originalUrl;
+    viewer.setOriginal(item.originalUrl);
     el.originalMissing.hidden = Boolean(item.originalUrl);
     const result = item.result;
-    el.stack.hidden = !result && item.state === "failed";
+    el.layers.hidden = !result;
     el.failure.hidden = result || item.state !== "failed";
     el.failure.textContent = item.state === "failed" ? item.error || "" : "";
-    el.canvas.hidden = !result || result.kind !== "delta";
-    el.resultImage.hidden = !result || result.kind !== "server";
-    if (result && result.kind === "delta") {
-      el.canvas.width = result.width;
-      el.canvas.height = result.height;
-      // Display only: the download is encoded from the exact pixels, never from this canvas.
-      el.canvas.getContext("2d").putImageData(new ImageData(result.image.data, result.width, result.height), 0, 0);
-    } else if (result) {
-      el.resultImage.src = result.url;
-    }
-    const sameSize = result && item.originalUrl && item.info.inputSize === item.info.resultSize;
-    el.compareBox.hidden = !sameSize;
-    el.compare.value = "100";
-    applyCompare();
+    // Display only: the download is encoded from the exact pixels, never from this canvas.
+    if (result) viewer.showResult(result.pixels, result.geometry);
+    else viewer.clear();
     el.download.disabled = !result;
     el.viewer.classList.toggle("busy", item.state !== "done" && item.state !== "failed");
     el.resultStatus.textContent = stateText(item.state);
@@ -458,15 +543,6 @@ function initUploader(root) {
     else if (item.info.charged) parts.push(`${item.info.charged} credit${item.info.charged === 1 ? "" : "s"} charged`);
     if (r.kind === "delta") parts.push("rebuilt in your browser");
     return parts.join(" · ");
-  }
-
-  function applyCompare() {
-    const value = Number(el.compare.value);
-    const clip = value >= 100 ? "none" : `inset(0 ${100 - value}% 0 0)`;
-    el.canvas.style.clipPath = clip;
-    el.resultImage.style.clipPath = clip;
-    el.stack.classList.toggle("comparing", value < 100);
-    el.compare.setAttribute("aria-valuetext", `${value}% result, ${100 - value}% original`);
   }
 
   function stateText(state) {
@@ -622,8 +698,10 @@ function initUploader(root) {
   });
   let debounce = null;
   el.options.addEventListener("submit", (event) => event.preventDefault());
-  el.options.addEventListener("change", () => {
+  el.options.addEventListener("change", (event) => {
     readOptions(); // keeps the colour input's enabled state in step
+    clearField(event.target);
+    if (items.some((i) => i.result)) setStale(true);
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       optionsVersion++;
@@ -632,16 +710,15 @@ function initUploader(root) {
       }
     }, 250);
   });
-  el.compare.addEventListener("input", applyCompare);
   el.original.addEventListener("error", () => {
     // A file the browser cannot show (or a broken one): say so instead of a broken image.
     if (!el.original.getAttribute("src")) return;
-    el.original.hidden = true;
     el.originalMissing.hidden = false;
   });
   el.download.addEventListener("click", downloadSelected);
   el.downloadZip.addEventListener("click", downloadZip);
   readOptions();
+  addAdopted(JSON.parse($("adopted-uploads").textContent || "[]"));
   root.dataset.ready = "true";
 }
 
