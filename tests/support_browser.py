@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.test import Client
 
 # Playwright's sync API runs an event loop in the test thread; Django would otherwise refuse
 # ORM calls from tests that also drive the browser against `live_server`.
@@ -113,3 +115,41 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text)
+
+
+# --- the website's upload page (templates/removal/_uploader.html) ---------------------------
+
+
+def log_in(context, live_server, user) -> None:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+
+
+def ready(page) -> None:
+    page.wait_for_selector("#uploader[data-ready=true]")
+
+
+def shown(page) -> int:
+    return int(page.eval_on_selector("#uploader", "el => Number(el.dataset.shown || 0)"))
+
+
+def wait_shown(page, more_than: int, timeout: float = 30_000) -> None:
+    page.wait_for_function(
+        "n => Number(document.getElementById('uploader').dataset.shown || 0) > n",
+        arg=more_than,
+        timeout=timeout,
+    )
+
+
+def alerts(page) -> str:
+    return page.inner_text("#alerts")
+
+
+def download(page, button: str = "#download") -> bytes:
+    with page.expect_download() as info:
+        page.click(button)
+    return Path(info.value.path()).read_bytes()

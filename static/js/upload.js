@@ -462,8 +462,8 @@ function initUploader(root, { Viewer, parseBox, parseSize }) {
         return;
       }
       release(item);
-      const pixels = new ImageData(image.data, image.width, image.height);
-      item.result = { kind: "delta", image, pixels, type: "image/png", width: image.width, height: image.height };
+      const shownPixels = new ImageData(image.data, image.width, image.height);
+      item.result = { kind: "delta", image, pixels: shownPixels, type: "image/png", width: image.width, height: image.height };
       // Encode the download in the background, so that the preview is not kept waiting.
       const result = item.result;
       result.png = new Promise((r) => setTimeout(r, 0)).then(() => m.encodePng(image));
