@@ -289,3 +289,63 @@ def test_a_refused_option_is_marked_on_its_field_and_the_result_is_marked_stale(
     assert page.get_attribute("#opt-margin", "aria-invalid") is None
     assert page.get_attribute("#viewer", "data-stale") == "false"
     assert not page.is_visible("[data-testid=stale-note]")
+
+
+def test_a_visitor_tries_a_photo_then_signs_up_and_keeps_it(
+    page, live_server, photos, screenshots, settings
+):
+    settings.CUTOUT_TRYOUT_PER_DAY = 1
+    page.set_viewport_size(DESKTOP)
+    page.goto(live_server.url)
+    ready(page)
+    assert page.get_attribute("#uploader", "data-mode") == "tryout"
+    assert page.is_checked("#opt-test") and page.is_disabled("#opt-test")
+    page.set_input_files("#file-input", photos["jpeg"])
+    wait_shown(page, 0)
+    assert inside_viewport(page, "#result-canvas", DESKTOP)
+    upload = Upload.objects.get()
+    assert upload.user is None and not LedgerEntry.objects.exists()
+
+    # The watermark is on screen: where the clean cut-out is transparent, the shown pixels
+    # are not all checkerboard.
+    with upload.alpha.open("rb") as f, Image.open(f) as im:
+        clean_alpha = np.asarray(im.convert("L"))
+    set_split(page, 0)
+    screen = canvas_pixels(page)
+    background = screen[clean_alpha == 0]
+    off_checker = np.abs(background[:, None, :] - CHECKER[None]).max(axis=2).min(axis=1) > 8
+    assert off_checker.mean() > 0.01, off_checker.mean()
+    set_split(page, 50)
+    page.screenshot(path=screenshots / "tryout.png")
+    page.screenshot(path=DOCS_SCREENSHOTS / "tryout.png")
+
+    # The day's quota is spent: said, with a way on.
+    page.set_input_files("#file-input", photos["heic"])
+    page.wait_for_function("document.getElementById('alerts').innerText.includes('Sign up')")
+    assert "free try-outs" in alerts(page)
+    assert Upload.objects.count() == 1
+    page.screenshot(path=screenshots / "tryout-limit.png")
+
+    # Signing up in this session keeps the photo: it renders on the first page, unuploaded.
+    from django.core import mail
+
+    from tests.conftest import PASSWORD
+
+    page.click("header a.button")
+    page.fill("input[name=email]", "tried@example.com")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/signup/sent/")
+    link = next(w for w in mail.outbox[-1].body.split() if "/signup/confirm/" in w)
+    page.goto(link)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    ready(page)
+    assert page.get_attribute("#uploader", "data-mode") == "account"
+    wait_shown(page, 0)
+    upload.refresh_from_db()
+    assert upload.user.email == "tried@example.com"
+    assert Upload.objects.count() == 1 and not LedgerEntry.objects.filter(kind="charge").exists()
+    page.wait_for_function("document.getElementById('before-canvas').dataset.drawn === 'true'")
+    page.screenshot(path=screenshots / "tryout-kept.png")

@@ -429,7 +429,7 @@ function initUploader(root, { Viewer, parseBox, parseSize }) {
 
   function readCharge(item, xhr, options) {
     const balance = xhr.getResponseHeader("X-Credits-Balance");
-    if (balance !== null) el.balance.textContent = balance;
+    if (balance !== null && el.balance) el.balance.textContent = balance;
     const charged = xhr.getResponseHeader("X-Credits-Charged");
     if (charged !== null && Number(charged) > 0) item.info.charged = (Number(item.info.charged) || 0) + Number(charged);
     item.info.test = options.test;
@@ -520,7 +520,7 @@ function initUploader(root, { Viewer, parseBox, parseSize }) {
     const item = selected;
     el.viewer.hidden = false;
     viewer.setOriginal(item.originalUrl);
-    el.originalMissing.hidden = Boolean(item.originalUrl);
+    el.originalMissing.hidden = Boolean(item.originalUrl) || item.state === "failed";
     const result = item.result;
     el.layers.hidden = !result;
     el.failure.hidden = result || item.state !== "failed";
