@@ -97,6 +97,18 @@ class AccountSummary:
     balance: Decimal
     held: Decimal
 
+    @property
+    def plain_state(self) -> str:
+        """The state in plain words for the account's pages (the API keeps Pixian's
+        "active"/"dormant")."""
+        if self.state == "active":
+            return "Active: your credits are ready to use."
+        if self.use_before is None:
+            return "No credits yet: test mode is free; buy credits for results without a watermark."
+        if self.use_before <= timezone.now():
+            return "Your credits have lapsed: buy credits to go on (test mode stays free)."
+        return "No credits left: buy more to go on (test mode stays free)."
+
 
 def _check_amount(amount: Decimal | int | str, *, allow_zero: bool = False) -> Decimal:
     value = quantize(Decimal(amount))

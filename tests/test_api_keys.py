@@ -148,27 +148,44 @@ def test_create_api_key_for_an_unknown_account_fails_without_create_user(db):
         call_command("create_api_key", "nobody@example.com")
 
 
-def test_api_keys_page_shows_the_secret_once_and_revokes(client, alice):
+def test_api_keys_page_shows_the_secret_once_and_a_reload_creates_nothing(client, alice):
     client.force_login(alice)
     response = client.post(reverse("api_keys"), {"name": "phone"})
-    body = response.content.decode()
+    assert response.status_code == 302 and response["Location"] == reverse("api_keys")
+    body = client.get(reverse("api_keys")).content.decode()
     key = ApiKey.objects.get(user=alice)
     secret = re.search(r'data-testid="new-key-secret">([^<]+)<', body).group(1)
     assert keys.verify(key.key_id, secret) == key
-    assert secret not in client.get(reverse("api_keys")).content.decode()
-    client.post(reverse("revoke_api_key", args=[key.key_id]))
+    assert f"curl -u {key.key_id}:{secret} -F image=@photo.jpg" in body
+    again = client.get(reverse("api_keys")).content.decode()  # a reload
+    assert secret not in again and "new-key-secret" not in again
+    assert ApiKey.objects.filter(user=alice).count() == 1
+
+
+def test_revoking_asks_first_then_revokes(client, alice):
+    client.force_login(alice)
+    key, _ = keys.create_key(alice, "laptop")
+    url = reverse("revoke_api_key", args=[key.key_id])
+    question = client.get(url)
+    assert question.status_code == 200 and "Revoke this key?" in question.content.decode()
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    assert client.post(url).status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
+    assert client.get(url).status_code == 404  # nothing left to revoke
 
 
 def test_bob_cannot_revoke_alices_key(client, alice_key, bob):
     client.force_login(bob)
-    response = client.post(reverse("revoke_api_key", args=[alice_key[0]]))
-    assert response.status_code == 404
+    url = reverse("revoke_api_key", args=[alice_key[0]])
+    assert client.get(url).status_code == 404
+    assert client.post(url).status_code == 404
     assert ApiKey.objects.get(key_id=alice_key[0]).revoked_at is None
 
 
 def test_anonymous_cannot_revoke(client, alice_key):
-    response = client.post(reverse("revoke_api_key", args=[alice_key[0]]))
-    assert response.status_code == 302
+    url = reverse("revoke_api_key", args=[alice_key[0]])
+    assert client.get(url).status_code == 302
+    assert client.post(url).status_code == 302
     assert ApiKey.objects.get(key_id=alice_key[0]).revoked_at is None

@@ -71,7 +71,7 @@ def test_the_credits_page_shows_balance_pack_use_before_state_and_ledger(client,
     assert 'data-testid="balance">102.25<' in page
     assert 'data-testid="held">1<' in page
     assert 'data-testid="pack">Bonus<' in page
-    assert 'data-testid="state">active<' in page
+    assert 'data-testid="state">Active: your credits are ready to use.<' in page
     assert "UTC</time>" in page
     rows = page.split('data-testid="entry"')[1:]
     assert len(rows) == 3

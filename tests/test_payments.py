@@ -163,7 +163,7 @@ def test_a_bought_pack_shows_on_the_account_page_and_the_account_api(client, bob
     page = client.get(reverse("billing:credits")).content.decode()
     assert 'data-testid="balance">50<' in page
     assert 'data-testid="pack">Test pack<' in page
-    assert 'data-testid="state">active<' in page
+    assert 'data-testid="state">Active: your credits are ready to use.<' in page
     assert "checkout:cs_test_paid" in page
     key_id, secret = make_key(bob)
     token = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
