@@ -25,6 +25,8 @@ from removal.errors import RemovalError
 from removal.inputs import ImageInput
 
 MAX_BYTES = 10 * 1024 * 1024
+# The whole request: the file plus the multipart framing and the option fields.
+MAX_BODY_BYTES = MAX_BYTES + 64 * 1024
 MAX_PIXELS = 4_000_000
 BOUNDS = decode.ImageBounds(max_bytes=MAX_BYTES)
 DAY_S = 24 * 3600

@@ -93,6 +93,8 @@ class TryoutCallView(ImageResultMixin, APIView):
 
     def initial(self, request: Request, *args: object, **kwargs: object) -> None:
         super().initial(request, *args, **kwargs)
+        # From the declared length, before the CSRF check reads the body for its token.
+        check_body_size(request.META, limit=tryouts.MAX_BODY_BYTES)
         SessionAuthentication().enforce_csrf(request)
 
 
@@ -100,7 +102,6 @@ class CreateTryoutView(TryoutCallView):
     def post(self, request: Request) -> Response:
         address = limits.client_address(request.META)
         with limits.limited(f"tryout:{address}"):
-            check_body_size(request.META)
             options = parse_pixian_options(request.data)
             image = inputs.select_input(request.data, request.FILES)
             key = uploads.clean_key(request.data.get("key"))

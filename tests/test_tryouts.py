@@ -80,12 +80,16 @@ def test_a_tryout_is_scaled_to_4_megapixels_and_larger_files_are_refused(setting
     height, width = uploads.restore_cutout(upload).rgb.shape[:2]
     assert width * height <= tryouts.MAX_PIXELS
 
+    # A file just over the limit (a photo with bytes after its end): refused from its size.
+    padded = photo() + bytes(tryouts.MAX_BYTES)
+    refused = post_tryout(client, padded, "padded.jpg")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 1014
+    # A body far over it: refused from the declared length, before the body is read.
     noise = np.random.default_rng(1).integers(0, 256, (2400, 2400, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(noise).save(buffer, "PNG")
-    assert len(buffer.getvalue()) > tryouts.MAX_BYTES
-    refused = post_tryout(client, buffer.getvalue(), "noise.png")
-    assert refused.status_code == 400 and refused.json()["error"]["code"] == 1014
+    too_big = post_tryout(client, buffer.getvalue(), "noise.png")
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == 1004
     url = client.post(
         TRY, {"image.url": "https://example.com/cat.jpg"}, HTTP_X_CSRFTOKEN=csrf(client)
     )
