@@ -207,3 +207,35 @@ def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, c
     assert not old.original.storage.exists(old.original.name)
     assert not old.alpha.storage.exists(old.alpha.name)
     assert client.post(render_url(new_id), {}).status_code == 200
+
+
+def _heic(size: tuple[int, int]) -> bytes:
+    image = Image.open(io.BytesIO(photo("astronaut", size)))
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", quality=80)
+    return buffer.getvalue()
+
+
+def test_an_original_the_browser_cannot_show_gets_a_preview_purged_with_it(alice, bob):
+    client = client_for(alice)
+    upload_id = post_image(client, _heic((1300, 900)), "photo.heic")["X-Upload-Id"]
+    upload = Upload.objects.get(public_id=upload_id)
+    with upload.preview.open("rb") as f, Image.open(f) as preview:
+        assert preview.format == "JPEG"
+        assert preview.width * preview.height <= 1_000_000 and preview.width > 1100
+    shown = client.get(f"/remove/uploads/{upload_id}/original/")
+    assert shown.status_code == 200 and shown["Cache-Control"] == "private, no-store"
+    assert b"".join(shown.streaming_content).startswith(b"\xff\xd8")
+    # Nobody else sees it: another account, a visitor.
+    assert client_for(bob).get(f"/remove/uploads/{upload_id}/original/").status_code == 404
+    assert Client().get(f"/remove/uploads/{upload_id}/original/").status_code == 404
+
+    # A JPEG the browser shows needs none: its original is served as it was uploaded.
+    jpeg_id = post_image(client, key="jpeg-upload-0001")["X-Upload-Id"]
+    assert not Upload.objects.get(public_id=jpeg_id).preview
+    served = client.get(f"/remove/uploads/{jpeg_id}/original/")
+    assert b"".join(served.streaming_content) == photo()
+
+    Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert uploads.purge_expired() == 2
+    assert not upload.preview.storage.exists(upload.preview.name)
