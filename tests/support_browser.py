@@ -137,7 +137,7 @@ def shown(page) -> int:
     return int(page.eval_on_selector("#uploader", "el => Number(el.dataset.shown || 0)"))
 
 
-def wait_shown(page, more_than: int, timeout: float = 30_000) -> None:
+def wait_shown(page, more_than: int, timeout: float = 90_000) -> None:
     page.wait_for_function(
         "n => Number(document.getElementById('uploader').dataset.shown || 0) > n",
         arg=more_than,
