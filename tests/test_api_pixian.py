@@ -29,6 +29,8 @@ from tests.conftest import make_key, make_user
 from tests.support_api import (
     PIXIAN_PATH,
     alpha_of,
+    assert_error,
+    assert_nothing_charged,
     basic,
     bilevel_png,
     decode_result,
@@ -61,23 +63,6 @@ def api(alice_key) -> Client:
 def bob_api(bob) -> Client:
     """Bob has an API key and no credits."""
     return Client(HTTP_AUTHORIZATION=basic(*make_key(bob)))
-
-
-def assert_error(response, status: int, code: int) -> str:
-    assert response.status_code == status, response.content[:300]
-    assert response["Content-Type"] == "application/json"
-    body = json.loads(response.content)
-    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
-    assert (body["error"]["status"], body["error"]["code"]) == (status, code)
-    assert body["error"]["message"]
-    return body["error"]["message"]
-
-
-def assert_nothing_charged(user, balance: Decimal = ALICE_CREDITS) -> None:
-    assert ledger.balance(user) == balance
-    assert not LedgerEntry.objects.filter(account__user=user, kind="charge").exists()
-    assert not Reservation.objects.filter(account__user=user, status="held").exists()
-    assert ledger.check() == []
 
 
 # --- success -----------------------------------------------------------------------------------
