@@ -244,8 +244,9 @@ def _check_bounds(data: bytes, info: ImageInfo, bounds: ImageBounds) -> None:
 
 
 def probe(data: bytes, bounds: ImageBounds = DEFAULT_BOUNDS) -> ImageInfo:
-    """Header-only check: raises RemovalError (1005-1009, 1013, 1014) for what `decode` would
-    refuse and for what is outside the caller's `bounds` (tighter than the default)."""
+    """Header-only check: raises RemovalError (1005-1009, 1012-1018) for what `decode` would
+    refuse and for what is outside the caller's `bounds` (tighter than the default). Only a
+    codec failure past the header (corrupt pixel data) is left for `decode` (1006)."""
     im, info = _open(data)
     im.close()
     _check_bounds(data, info, bounds)
