@@ -39,8 +39,14 @@ UNSUPPORTED_FORMAT = define(
 TOO_MANY_PIXELS = define(1008, 400, "The image has more than 32,000,000 pixels.")
 TOO_SMALL = define(1009, 400, "The image is too small to process.")
 UNPARSABLE_BODY = define(1010, 400, "The request body could not be parsed.")
+ASPECT_TOO_EXTREME = define(1012, 400, "The image's sides differ by more than 1000:1.")
 SIDE_TOO_LONG = define(1013, 400, "A side of the image is longer than this API accepts.")
 FILE_TOO_LARGE = define(1014, 400, "The image file is larger than this API accepts.")
+# 1015-1018: the decoding budget (removal/engine/budget.py), counted before the codec runs.
+TOO_MANY_SCANS = define(1015, 400, "The JPEG has more progressive scans than are decoded.")
+TOO_MANY_FRAMES = define(1016, 400, "The image has more frames (pages) than are read.")
+TOO_MANY_STRIPS = define(1017, 400, "The TIFF has more strips or tiles than are read.")
+DECODED_TOO_LARGE = define(1018, 400, "The decoded image would be larger than is allowed.")
 TRYOUT_NEEDS_FILE = define(
     1040, 400, "A try-out takes an image file from your device; sign up to send URLs."
 )

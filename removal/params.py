@@ -21,8 +21,13 @@ from PIL import ImageColor
 from removal.engine.types import Length, Margin, Rect
 from removal.errors import RemovalError
 
-# A result of target_size is allocated in full, so its area is capped like max_pixels.
+# A result of target_size is allocated in full, so its area is capped like max_pixels, and its
+# shape like an input's (removal/engine/decode.py MAX_ASPECT): loops over a result's outline
+# (the test watermark's lattice) grow with the ratio of its sides.
 TARGET_SIZE_MAX_PIXELS = 25_000_000
+TARGET_SIZE_MAX_ASPECT = 1000
+# Each box of a box list runs the model once; one smaller than this has no subject to find.
+BOX_MIN_SIDE = 10
 # Margins grow the result; these caps keep a request from asking for a gigapixel canvas.
 MARGIN_MAX_PX = 10_000
 MARGIN_MAX_PERCENT = 100
@@ -188,18 +193,30 @@ def parse_margin(value: Any, name: str, code: int, **length_rules: Any) -> Margi
 
 
 def parse_size(
-    value: Any, name: str, code: int, *, max_pixels: int = TARGET_SIZE_MAX_PIXELS
+    value: Any,
+    name: str,
+    code: int,
+    *,
+    max_pixels: int = TARGET_SIZE_MAX_PIXELS,
+    max_aspect: int = TARGET_SIZE_MAX_ASPECT,
 ) -> tuple[int, int]:
-    """`w h` in whole pixels, each at least 1, w × h at most `max_pixels`."""
+    """`w h` in whole pixels, each at least 1, w × h at most `max_pixels`, the longer side at
+    most `max_aspect` times the shorter."""
     parts = value.split() if isinstance(value, str) else []
     if len(parts) == 2 and all(_UNSIGNED_INT.fullmatch(p) for p in parts):
         width, height = int(parts[0]), int(parts[1])
-        if width >= 1 and height >= 1 and width * height <= max_pixels:
+        if (
+            width >= 1
+            and height >= 1
+            and width * height <= max_pixels
+            and max(width, height) <= max_aspect * min(width, height)
+        ):
             return width, height
     raise _bad(
         code,
         name,
-        f"'width height' in whole pixels (like '1920 1080'), at most {max_pixels:,} pixels",
+        f"'width height' in whole pixels (like '1920 1080'), at most {max_pixels:,} pixels, "
+        f"neither side over {max_aspect} times the other",
         value,
     )
 
@@ -213,33 +230,36 @@ def _box_corners(box: Any) -> tuple[float, float, float, float] | None:
     if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in corners):
         return None
     x1, y1, x2, y2 = (float(c) for c in corners)
-    if min(x1, y1) < 0 or x2 <= x1 or y2 <= y1:
+    if min(x1, y1) < 0 or x2 - x1 < BOX_MIN_SIDE or y2 - y1 < BOX_MIN_SIDE:
         return None
     return x1, y1, x2, y2
 
 
-def parse_box_list(value: Any, name: str, code: int) -> tuple[Rect, ...]:
+def parse_box_list(value: Any, name: str, code: int, *, max_count: int) -> tuple[Rect, ...]:
     """Baidu's `[[[x1, y1], [x2, y2]], …]` (a JSON string or a list): top-left and
-    bottom-right corners in pixels, at least one box, each with x2 > x1 and y2 > y1."""
+    bottom-right corners in pixels, 1 to `max_count` boxes (settings.CUTOUT_MAX_REGIONS: each
+    runs the model once), each at least BOX_MIN_SIDE pixels each way."""
     data = value
     if isinstance(value, str):
         try:
             data = json.loads(value)
         except ValueError:
             data = None
+    boxes = data if isinstance(data, list) else []
     rects: list[Rect] = []
-    for box in data if isinstance(data, list) else []:
+    for box in boxes[: max_count + 1]:
         corners = _box_corners(box)
         if corners is None:
             break
         rects.append(Rect(*corners))
     else:
-        if rects:
+        if 1 <= len(rects) <= max_count:
             return tuple(rects)
     raise _bad(
         code,
         name,
-        "a list of boxes [[[x1, y1], [x2, y2]], …] in pixels with x2 > x1 and y2 > y1",
+        f"a list of 1 to {max_count} boxes [[[x1, y1], [x2, y2]], …] in pixels, each at least "
+        f"{BOX_MIN_SIDE} x {BOX_MIN_SIDE} (x2 - x1 >= {BOX_MIN_SIDE}, y2 - y1 >= {BOX_MIN_SIDE})",
         value,
     )
 

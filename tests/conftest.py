@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from removal import keys
+from tests.support_ci import require
 from webapp.models import User
 
 pytest_plugins = [
@@ -12,6 +13,16 @@ pytest_plugins = [
     "tests.support_engine",
     "tests.support_gunicorn",
 ]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `postgres` need it: a failure under CI, a skip elsewhere."""
+    if item.get_closest_marker("postgres"):
+        from django.conf import settings
+
+        engine = settings.DATABASES["default"]["ENGINE"]
+        require("PostgreSQL (DATABASE_URL=postgres://...)", engine.endswith("postgresql"))
+
 
 PASSWORD = "correct-horse-battery-staple-42"
 

@@ -5,11 +5,13 @@ Plain functions and one context manager; imported by the API test modules.
 
 import base64
 import io
+import json
 import struct
 import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,7 +20,29 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from skimage import data as skdata
 
+from billing import ledger
+from billing.models import LedgerEntry, Reservation
+from tests.support_billing import ALICE_CREDITS
+
 PIXIAN_PATH = "/api/v2/remove-background"
+
+
+def assert_error(response, status: int, code: int) -> str:
+    """A JSON error in the Pixian format with this status and code; returns its message."""
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
+    assert (body["error"]["status"], body["error"]["code"]) == (status, code)
+    assert body["error"]["message"]
+    return body["error"]["message"]
+
+
+def assert_nothing_charged(user, balance: Decimal = ALICE_CREDITS) -> None:
+    assert ledger.balance(user) == balance
+    assert not LedgerEntry.objects.filter(account__user=user, kind="charge").exists()
+    assert not Reservation.objects.filter(account__user=user, status="held").exists()
+    assert ledger.check() == []
 
 
 def basic(key_id: str, secret: str) -> str:

@@ -15,19 +15,21 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from tests.support_ci import require
+
 # Playwright's sync API runs an event loop in the test thread; Django would otherwise refuse
 # ORM calls from tests that also drive the browser against `live_server`.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = "/usr/bin/chromium"
+# Overridable so CI can be shown failing when the browser is missing.
+CHROMIUM = os.environ.get("CUTOUT_TEST_CHROMIUM") or "/usr/bin/chromium"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 BLANK_PAGE = b"<!doctype html><html lang=en><title>blank</title><body></body></html>"
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require(f"Chromium at {CHROMIUM} (apt-get install chromium)", Path(CHROMIUM).exists())
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,

@@ -8,7 +8,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
@@ -53,13 +52,6 @@ def test_a_website_re_render_equals_the_apis_answer(alice, alice_key, fields, ma
 # --- concurrent first production renders of a test-mode upload --------------------------------
 
 
-def on_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
-
-needs_postgres = pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (DATABASE_URL)")
-
-
 def render_at_once(user, public_id: str, count: int = 4) -> list:
     barrier = threading.Barrier(count)
     answers: list = []
@@ -81,7 +73,7 @@ def render_at_once(user, public_id: str, count: int = 4) -> list:
 
 
 @pytest.mark.postgres
-@needs_postgres
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_first_production_renders_pay_once_or_not_at_all(bob):
     trial = client_for(bob).post(CREATE, {"image": upload(photo()), "test": "true"})

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from removal.engine import decode
+from removal.engine import budget, decode
 from removal.errors import RemovalError
+from tests.support_hostile import fuzz_crash, gif_with_frames, scan_bomb_jpeg, tiff_claiming_strips
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -209,3 +210,76 @@ def test_probe_within_a_formats_bounds_reads_the_header_and_names_the_limit():
         decode.probe(_png_of((64, 64)), only_photos)
     with pytest.raises(RemovalError, match="longer than 3000"):
         decode.probe(_png_of((3001, 200)), bounds)
+
+
+# --- the decoding budget (removal/engine/budget.py) ---------------------------------------------
+
+
+def test_ordinary_files_are_well_inside_the_budget():
+    progressive = io.BytesIO()
+    Image.open(DATA / "upright.png").convert("RGB").save(progressive, "JPEG", progressive=True)
+    assert 2 <= budget.jpeg_scans(progressive.getvalue()) <= 20
+    assert budget.jpeg_scans(read("orientation_6.jpg")) == 1
+    assert budget.gif_frames(read("animated.gif"), 1000) == 2
+    assert budget.tiff_layout(read("multipage.tif"), 1000)[0] == 2
+
+
+def test_the_scan_bomb_is_refused_from_its_markers_before_decoding():
+    with pytest.raises(RemovalError) as caught:
+        decode.decode(scan_bomb_jpeg())
+    assert caught.value.code == 1015 and caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "frames, refused", [(1000, False), (1001, True)], ids=["at-the-limit", "over"]
+)
+def test_frames_are_counted_up_to_the_limit(frames, refused):
+    image = gif_with_frames(frames)
+    if refused:
+        with pytest.raises(RemovalError) as caught:
+            decode.probe(image)
+        assert caught.value.code == 1016
+    else:
+        assert decode.probe(image).frames == frames
+
+
+def test_strips_are_counted_from_the_directory_before_pillow_opens_the_file():
+    assert decode.decode(tiff_claiming_strips(100)).rgb.shape == (100, 100, 3)
+    with pytest.raises(RemovalError) as caught:
+        decode.probe(tiff_claiming_strips(250_000))
+    assert caught.value.code == 1017
+
+
+def test_the_decoded_size_is_checked_against_the_budget():
+    budget.check_decoded_size(8000, 4000, "RGBA")  # 128,000,000 bytes: the largest accepted
+    tight = budget.DecodeBudget(max_decoded_bytes=1000)
+    budget.check_decoded_size(10, 25, "RGBA", tight)
+    for mode in ("RGBA", "I", "F", "CMYK"):
+        with pytest.raises(RemovalError) as caught:
+            budget.check_decoded_size(16, 16, mode, tight)
+        assert caught.value.code == 1018
+    budget.check_decoded_size(16, 16, "I;16", budget.DecodeBudget(max_decoded_bytes=512))
+
+
+@pytest.mark.parametrize("size", [(2000, 2), (2, 2000)])
+def test_an_aspect_ratio_of_1000_is_accepted(size):
+    assert decode.probe(encode_png(Image.new("L", size))).width == size[0]
+
+
+@pytest.mark.parametrize("size", [(2001, 2), (2, 2001)])
+def test_an_aspect_ratio_over_1000_is_1012(size):
+    with pytest.raises(RemovalError) as caught:
+        decode.probe(encode_png(Image.new("L", size)))
+    assert caught.value.code == 1012 and "1000" in caught.value.message
+
+
+def test_a_codec_crash_on_a_header_field_is_1006_not_an_exception():
+    with pytest.raises(RemovalError) as caught:
+        decode.probe(fuzz_crash("tiff_missing_dimensions.tif"))
+    assert caught.value.code == 1006
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

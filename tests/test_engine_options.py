@@ -185,6 +185,28 @@ def test_a_margin_or_target_that_makes_a_giant_result_is_refused(chelsea):
     assert caught.value.code == 2006
 
 
+def test_a_target_or_margin_thinner_than_1000_to_1_is_refused_before_any_pixel(chelsea):
+    # The watermark and compositing loops grow with the ratio of the result's sides.
+    rgb, alpha, fg = chelsea
+    for target in ((25_000_000, 1), (1, 25_000_000), (100_001, 100)):
+        with pytest.raises(RemovalError) as caught:
+            layout.plan((600, 600), fg, RemovalOptions(target_size=target))
+        assert caught.value.code == 2006 and "1000" in caught.value.message
+    assert layout.plan((600, 600), fg, RemovalOptions(target_size=(100_000, 100))).size
+    wide = RemovalOptions(margin=Margin(Length(0), Length(10_000), Length(0), Length(10_000)))
+    with pytest.raises(RemovalError) as caught:
+        layout.plan((2, 2), Box(), wide)
+    assert caught.value.code == 2005 and "1000" in caught.value.message
+    assert layout.plan((30, 30), Box(), wide).size == (20_030, 30)
+
+
+def test_the_watermark_of_a_thin_result_costs_in_proportion_to_its_length():
+    from removal.engine import watermark
+
+    light, dark = watermark.coverage(400_000, 2)  # the lattice has 400,000 cells along it
+    assert light.shape == (2, 400_000) and light.any() and dark.any()
+
+
 def test_scale_fits_the_subject_in_that_share_of_the_result_and_centres_it(chelsea):
     rgb, alpha, fg = chelsea
     out_rgb, out_alpha, placement = layout.layout(rgb, alpha, fg, RemovalOptions(scale=0.5))

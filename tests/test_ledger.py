@@ -10,7 +10,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -23,10 +22,6 @@ from tests.conftest import make_user
 from tests.support_billing import ALICE_CREDITS, give_credits, make_pack
 
 D = Decimal
-
-
-def on_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
 def account_of(user) -> CreditAccount:
@@ -519,7 +514,7 @@ def run_threads(count: int, work) -> list:
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (DATABASE_URL)")
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_calls_against_twenty_credits_charge_exactly_twenty():
     user = make_user("racer@example.com")
@@ -542,7 +537,7 @@ def test_fifty_concurrent_calls_against_twenty_credits_charge_exactly_twenty():
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (DATABASE_URL)")
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replays_of_one_grant_and_one_request_move_credits_once():
     user = make_user("replayer@example.com")
@@ -562,7 +557,7 @@ def test_concurrent_replays_of_one_grant_and_one_request_move_credits_once():
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (DATABASE_URL)")
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_first_use_of_an_account_from_many_threads_creates_one_account():
     user = make_user("newcomer@example.com")

@@ -235,14 +235,33 @@ def test_length_primitive_serves_removebg_crop_margin():
 
 
 @pytest.mark.parametrize(
-    "text, size", [("1920 1080", (1920, 1080)), ("1 1", (1, 1)), (" 5000  5000 ", (5000, 5000))]
+    "text, size",
+    [
+        ("1920 1080", (1920, 1080)),
+        ("1 1", (1, 1)),
+        (" 5000  5000 ", (5000, 5000)),
+        ("100000 100", (100000, 100)),  # exactly 1000:1
+    ],
 )
 def test_target_size(text, size):
     assert parse_pixian_options({"result.target_size": text}).target_size == size
 
 
 @pytest.mark.parametrize(
-    "text", ["1920", "1920x1080", "0 100", "100 -1", "10.5 20", "a b", "1 2 3", "5001 5000"]
+    "text",
+    [
+        "1920",
+        "1920x1080",
+        "0 100",
+        "100 -1",
+        "10.5 20",
+        "a b",
+        "1 2 3",
+        "5001 5000",
+        "25000000 1",  # within the pixel cap, but a line: the watermark's loops grow with it
+        "1 25000000",
+        "100001 100",
+    ],
 )
 def test_bad_target_size_is_2006(text):
     error = error_of(parse_pixian_options, {"result.target_size": text})
@@ -299,10 +318,35 @@ def test_long_bad_values_are_shortened_in_the_message():
 # --- box lists (Baidu position) ---------------------------------------------------------------
 
 
+def boxes(text: str, max_count: int = 10) -> tuple[Rect, ...]:
+    return params.parse_box_list(text, "position", CODE, max_count=max_count)
+
+
 def test_box_list_from_json_text_or_list():
-    boxes = params.parse_box_list("[[[10, 20], [110, 220]], [[0, 0], [5.5, 5]]]", "position", CODE)
-    assert boxes == (Rect(10, 20, 110, 220), Rect(0, 0, 5.5, 5))
-    assert params.parse_box_list([[[1, 2], [3, 4]]], "position", CODE) == (Rect(1, 2, 3, 4),)
+    found = boxes("[[[10, 20], [110, 220]], [[0, 0], [10.5, 10]]]")
+    assert found == (Rect(10, 20, 110, 220), Rect(0, 0, 10.5, 10))
+    assert boxes([[[1, 2], [11, 12]]]) == (Rect(1, 2, 11, 12),)
+
+
+def test_box_list_of_exactly_the_maximum_count_is_accepted():
+    assert len(boxes([[[i, 0], [i + 10, 10]] for i in range(10)], max_count=10)) == 10
+
+
+def test_box_list_over_the_maximum_count_is_refused_before_any_box_is_read():
+    # A million boxes, each of which would run the model once: refused from the count, and
+    # the message says what the limit is.
+    many = [[[0, 0], [10, 10]]] * 1_000_000
+    error = error_of(params.parse_box_list, many, "position", CODE, max_count=10)
+    assert error.code == CODE and "1 to 10 boxes" in error.message
+    assert error_of(params.parse_box_list, many[:3], "position", CODE, max_count=2).code == CODE
+
+
+def test_box_list_max_count_is_the_setting(settings):
+    settings.CUTOUT_MAX_REGIONS = 3
+    many = [[[0, 0], [10, 10]]] * 4
+    assert len(boxes(many[:3], max_count=settings.CUTOUT_MAX_REGIONS)) == 3
+    with pytest.raises(RemovalError):
+        boxes(many, max_count=settings.CUTOUT_MAX_REGIONS)
 
 
 @pytest.mark.parametrize(
@@ -317,10 +361,13 @@ def test_box_list_from_json_text_or_list():
         "[[[-1, 0], [5, 5]]]",
         '[[["1", 0], [5, 5]]]',
         "[[[true, 0], [5, 5]]]",
+        "[[[0, 0], [9, 100]]]",  # under 10 px wide
+        "[[[0, 0], [100, 9.5]]]",  # under 10 px high
+        "[[[0, 0], [100, 100]], [[0, 0], [5, 5]]]",
     ],
 )
 def test_bad_box_lists_are_refused(value):
-    error = error_of(params.parse_box_list, value, "position", CODE)
+    error = error_of(params.parse_box_list, value, "position", CODE, max_count=10)
     assert error.code == CODE and "position" in error.message
 
 

@@ -358,16 +358,17 @@ def test_a_refused_connection_is_retried_then_5030(caplog):
 
 
 def test_a_stall_past_the_deadline_is_5040_and_never_retried(fake_pixian):
-    fake_pixian.reply(stall(5.0), success())
+    # The stall outlasts any slow machine; the fixture's teardown ends it. Only an upper
+    # bound on the wait, and a generous one: the deadline cut the call, the stall did not end.
+    fake_pixian.reply(stall(120.0), success())
     started = time.monotonic()
 
     with pytest.raises(RemovalError) as caught:
         fake_pixian.client(deadline_s=0.3).remove_background(IMAGE, "a.png", {})
 
-    elapsed = time.monotonic() - started
+    assert time.monotonic() - started < 60
     assert (caught.value.code, caught.value.status) == (5040, 504)
     assert fake_pixian.tries == 1 and len(fake_pixian.script) == 1
-    assert 0.3 <= elapsed < 1.0
 
 
 def test_a_stall_in_the_middle_of_a_result_is_5040_and_an_alert(fake_pixian, caplog):

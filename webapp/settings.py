@@ -202,6 +202,8 @@ CUTOUT_MAX_UPLOAD_MB = env_int("CUTOUT_MAX_UPLOAD_MB", 50)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = CUTOUT_MAX_UPLOAD_MB * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+# Most boxes in one request (remove.bg `roi`, Baidu `control`): each runs the model once.
+CUTOUT_MAX_REGIONS = env_int("CUTOUT_MAX_REGIONS", 10)
 CUTOUT_ALLOW_LOOPBACK_URLS = env_bool("CUTOUT_ALLOW_LOOPBACK_URLS", False)
 # image.url downloads (removal/fetch.py): one deadline for the whole fetch, and a size cap.
 CUTOUT_URL_TIMEOUT_S = env_float("CUTOUT_URL_TIMEOUT_S", 20.0)

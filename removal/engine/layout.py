@@ -37,6 +37,9 @@ from .types import Box, Length, Margin, RemovalOptions
 MARGIN_ERROR = 2005  # result.margin (removal/params.py CODE_MARGIN)
 TARGET_SIZE_ERROR = 2006  # result.target_size (removal/params.py CODE_TARGET_SIZE)
 MAX_RESULT_PIXELS = 40_000_000
+# The longer side of a result over the shorter, as for inputs (decode.MAX_ASPECT): the work of
+# the watermark and compositing loops grows with it.
+MAX_RESULT_ASPECT = 1000
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def plan(size: tuple[int, int], foreground: Box, options: RemovalOptions) -> Pla
     if options.target_size is None:
         top, right, bottom, left = resolve_margin(options.margin, content_w, content_h)
         result = (content_w + left + right, content_h + top + bottom)
-        _check_result_size(result)
+        _check_result_size(result, (content_w, content_h))
         placement = Placement(
             result, offset_x=left - x1, offset_y=top - y1, source=(x1, y1, x2, y2)
         )
@@ -127,22 +130,40 @@ def plan(size: tuple[int, int], foreground: Box, options: RemovalOptions) -> Pla
     return placement
 
 
-def _check_result_size(result: tuple[int, int]) -> None:
+def _too_thin(size: tuple[int, int]) -> bool:
+    return max(size) > MAX_RESULT_ASPECT * min(size)
+
+
+def _check_result_size(result: tuple[int, int], content: tuple[int, int]) -> None:
+    """A result the margins grow past MAX_RESULT_PIXELS, or thinner than MAX_RESULT_ASPECT
+    (when the content alone is not: a crop to a thin subject is not the margin's fault)."""
     if result[0] * result[1] > MAX_RESULT_PIXELS:
         raise RemovalError(
             MARGIN_ERROR,
             f"result.margin makes the result {result[0]} x {result[1]} pixels, more than "
             f"{MAX_RESULT_PIXELS:,}: use a smaller margin.",
         )
+    if result != content and _too_thin(result) and not _too_thin(content):
+        raise RemovalError(
+            MARGIN_ERROR,
+            f"result.margin makes the result {result[0]} x {result[1]} pixels, one side more "
+            f"than {MAX_RESULT_ASPECT} times the other: use a smaller margin.",
+        )
 
 
 def _fit(options: RemovalOptions, source: tuple[int, int, int, int]) -> Placement:
     """Scale the source rectangle into the target size, inside the (inset) margins."""
     target_w, target_h = options.target_size
-    if target_w < 1 or target_h < 1 or target_w * target_h > MAX_RESULT_PIXELS:
+    if (
+        target_w < 1
+        or target_h < 1
+        or target_w * target_h > MAX_RESULT_PIXELS
+        or _too_thin((target_w, target_h))
+    ):
         raise RemovalError(
             TARGET_SIZE_ERROR,
-            f"result.target_size must be at least 1 x 1 and at most {MAX_RESULT_PIXELS:,} pixels.",
+            f"result.target_size must be at least 1 x 1 and at most {MAX_RESULT_PIXELS:,} "
+            f"pixels, neither side over {MAX_RESULT_ASPECT} times the other.",
         )
     x1, y1, x2, y2 = source
     top, right, bottom, left = resolve_margin(options.margin, target_w, target_h)

@@ -87,9 +87,22 @@ def _stamp_text(light: np.ndarray, dark: np.ndarray, period: float) -> None:
     )
     ImageDraw.Draw(light_stamp).text(origin, TEXT, font=font, fill=255)
     light_stamp, dark_stamp = np.asarray(light_stamp), np.asarray(dark_stamp)
-    # Cell centres: x + y = k * period and x - y = m * period, half-way between lines.
+    # Cell centres: x + y = k * period and x - y = m * period, half-way between lines. Only
+    # the m whose stamp can reach the image are visited, so the loop grows with the image's
+    # outline over the period, not with its square (a thin image has few cells per diagonal).
+    reach_x, reach_y = stamp_w / period, stamp_h / period
     for k in range(int((width + height) / period) + 2):
-        for m in range(-int(height / period) - 2, int(width / period) + 2):
+        low = max(
+            -int(height / period) - 2,
+            math.floor(-k - reach_x),
+            math.floor(k - (2 * height) / period - reach_y),
+        )
+        high = min(
+            int(width / period) + 2,
+            math.ceil(2 * width / period - k + reach_x) + 1,
+            math.ceil(k + reach_y) + 1,
+        )
+        for m in range(low, high):
             cx, cy = (k + m) * period / 2, (k - m) * period / 2
             x0, y0 = round(cx - stamp_w / 2), round(cy - stamp_h / 2)
             _paste_max(dark, dark_stamp, x0, y0)
