@@ -41,7 +41,7 @@ def test_the_background_far_from_the_outline_becomes_clear(disc):
 
 def test_the_outline_keeps_the_models_softness(disc):
     prob, out, distance = disc
-    edge = np.abs(distance - 90) < 3
+    edge = np.abs(distance - 89.5) < solidify.BAND - 0.5  # the 0.5 outline is at 89.5
     assert np.array_equal(out[edge], prob[edge])
     assert ((out[edge] > 0.2) & (out[edge] < 0.8)).mean() > 0.5  # soft, not hardened
 

@@ -22,8 +22,8 @@ import numpy as np
 
 # In pixels of the model's map (320² for U²-Net), measured on the three shared sets
 # (docs/BENCHMARKS.md, "No see-through subjects").
-BAND = 6.0
-RAMP = 6.0
+BAND = 3.0
+RAMP = 3.0
 
 
 def _weight(distance: np.ndarray, band: float, ramp: float) -> np.ndarray:
