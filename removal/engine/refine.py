@@ -19,8 +19,8 @@ two inferences. So `predict()` runs the stretched view first and asks for the le
 one only when the first leaves the subject in doubt (`needs_second_view`: much of the frame
 undecided, a small subject, or a subject across two sides of the frame); it then keeps
 whichever of the two whole maps is surer (`doubt`), never a mix of both. Measured on the
-three shared sets in docs/BENCHMARKS.md ("Framing"). A square photo has one fitting only
-and costs one inference.
+three shared sets in docs/BENCHMARKS.md ("Quality on three sets"). A square photo has one
+fitting only and costs one inference.
 
 `upsample()` takes the low-resolution map to the processing size. Edge-aware (guided)
 upsampling was measured and lost (see docs/BENCHMARKS.md), so it is a plain resize.
@@ -39,7 +39,7 @@ SquarePredict = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 SQUARE_TOLERANCE = 0.02
 
 # When the stretched view is in doubt (needs_second_view): measured on the three shared
-# sets with bench/alpha_study.py (docs/BENCHMARKS.md, "Framing").
+# sets with bench/alpha_study.py (docs/BENCHMARKS.md, "Quality on three sets").
 DOUBT = 0.5  # undecided share of the frame per unit of subject area
 SMALL = 0.12  # subject under 12 % of the frame
 SIDE_COVER = 0.1  # a side of the frame is "covered" when 10 % of it is subject

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 # In pixels of the model's map (320² for U²-Net), measured on the three shared sets
-# (docs/BENCHMARKS.md, "No see-through subjects").
+# (docs/BENCHMARKS.md, "Quality on three sets").
 BAND = 3.0
 RAMP = 3.0
 
