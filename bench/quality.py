@@ -52,11 +52,22 @@ for path in sorted(Path(images).iterdir()):
 
 
 def shared_dir() -> Path:
-    return Path(os.environ.get("CUTOUT_SHARED_DIR", ROOT.parent / "shared")).resolve()
+    """``$CUTOUT_SHARED_DIR``, else the ``shared`` folder beside the checkout (or beside
+    the folder of worktrees it is in)."""
+    if "CUTOUT_SHARED_DIR" in os.environ:
+        return Path(os.environ["CUTOUT_SHARED_DIR"]).resolve()
+    for parent in (ROOT.parent, ROOT.parent.parent):
+        if (parent / "shared" / "eval").is_dir():
+            return (parent / "shared").resolve()
+    return (ROOT.parent / "shared").resolve()
 
 
-def dev_images(dev: Path) -> list[Path]:
-    return sorted(p for p in (dev / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+SETS = ("dev", "matting", "horses")
+
+
+def set_images(folder: Path) -> list[Path]:
+    """The photos of one evaluation set (``<set>/images``), sorted by name."""
+    return sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def predict_ours(model: str, models_dir: Path, images: list[Path], out: Path) -> float:
@@ -135,7 +146,7 @@ def main() -> None:
     shared = shared_dir()
     dev = shared / "eval" / "dev"
     tool = shared / "tools" / "eval_quality.py"
-    images = dev_images(dev)
+    images = set_images(dev)
     models_dir = Path(args.models_dir).resolve()
     out_root = Path(args.out)
     rows = []

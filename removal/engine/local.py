@@ -4,13 +4,14 @@
 `Cutout`; rendering and `remove()` are every engine's (base.py).
 """
 
+import functools
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from . import cutouts, refine, regions, registry, segment
+from . import cutouts, refine, regions, registry, segment, solidify
 from .base import Engine
 from .types import Cutout, RemovalContext, RemovalOptions
 
@@ -67,19 +68,20 @@ class LocalRemover(Engine):
     ) -> np.ndarray:
         """uint8 alpha at `rgb`'s size, never above the input's own alpha. With
         `options.regions` (in the pixels of `full_size`, the input before scaling) only the
-        regions can be foreground, each segmented on its own crop (regions.py)."""
+        regions can be foreground, each segmented on its own crop (regions.py). Unless
+        `options.raw`, the map is solidified (solidify.py) before it is upsampled."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         if options.regions:
             size = full_size or (rgb.shape[1], rgb.shape[0])
-            prob = regions.segment(rgb, input_alpha, options.regions, size, self._predict_map)
+            predict_map = functools.partial(self._predict_map, solid=not options.raw)
+            prob = regions.segment(rgb, input_alpha, options.regions, size, predict_map)
             t1 = t2 = time.perf_counter()
         else:
             # Preprocessing is inside refine.predict (one or two framings), so it counts as
             # inference here.
             t1 = time.perf_counter()
-            size = self.spec.input_size
-            prob_lowres = refine.predict(self.segmenter.predict, rgb, input_alpha, size)
+            prob_lowres = self._predict_lowres(rgb, input_alpha, solid=not options.raw)
             t2 = time.perf_counter()
             prob = refine.upsample(prob_lowres, rgb)
         alpha = segment.to_alpha(prob, raw=options.raw)
@@ -89,7 +91,16 @@ class LocalRemover(Engine):
         timings.update(preprocess=t1 - t0, inference=t2 - t1, upsample=t3 - t2)
         return alpha
 
-    def _predict_map(self, rgb: np.ndarray, input_alpha: np.ndarray | None) -> np.ndarray:
+    def _predict_lowres(
+        self, rgb: np.ndarray, input_alpha: np.ndarray | None, solid: bool
+    ) -> np.ndarray:
+        """The model's map at its own resolution (framing chosen by refine.predict),
+        solidified unless `solid` is false."""
+        prob = refine.predict(self.segmenter.predict, rgb, input_alpha, self.spec.input_size)
+        return solidify.solidify(prob) if solid else prob
+
+    def _predict_map(
+        self, rgb: np.ndarray, input_alpha: np.ndarray | None, solid: bool = True
+    ) -> np.ndarray:
         """The model's map for one crop, at the crop's size (for regions.segment)."""
-        size = self.spec.input_size
-        return refine.upsample(refine.predict(self.segmenter.predict, rgb, input_alpha, size), rgb)
+        return refine.upsample(self._predict_lowres(rgb, input_alpha, solid), rgb)

@@ -12,10 +12,15 @@ the two obvious fittings fail differently:
   pixels and the uniform bands change the scene, so it sometimes loses a small subject that
   the stretched view finds (a rocket between launch towers).
 
-Both views are errors of omission, so `predict()` keeps, per pixel, the larger probability
-of the two (their union). On the dev set this was better than either view on both halves of
-it, and it fixed the failures of each view on skimage's photos (docs/BENCHMARKS.md, Quality).
-A square photo has one fitting only and costs one inference.
+Each view fixes the other's failures, but their union (a per-pixel maximum, the engine's
+choice until issue 15) also keeps both views' false positives: on ordinary photos much more
+background (share of clear background left visible 0.098 against 0.046), and it always costs
+two inferences. So `predict()` runs the stretched view first and asks for the letterboxed
+one only when the first leaves the subject in doubt (`needs_second_view`: much of the frame
+undecided, a small subject, or a subject across two sides of the frame); it then keeps
+whichever of the two whole maps is surer (`doubt`), never a mix of both. Measured on the
+three shared sets in docs/BENCHMARKS.md ("Quality on three sets"). A square photo has one
+fitting only and costs one inference.
 
 `upsample()` takes the low-resolution map to the processing size. Edge-aware (guided)
 upsampling was measured and lost (see docs/BENCHMARKS.md), so it is a plain resize.
@@ -32,6 +37,13 @@ SquarePredict = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 # Below this difference between width and height (relative), letterboxing would move the
 # photo's edges by under 2 % of the frame: the second view would repeat the first.
 SQUARE_TOLERANCE = 0.02
+
+# When the stretched view is in doubt (needs_second_view): measured on the three shared
+# sets with bench/alpha_study.py (docs/BENCHMARKS.md, "Quality on three sets").
+DOUBT = 0.5  # undecided share of the frame per unit of subject area
+SMALL = 0.12  # subject under 12 % of the frame
+SIDE_COVER = 0.1  # a side of the frame is "covered" when 10 % of it is subject
+MIN_AREA = 0.001  # a map with less subject than this has found none
 
 
 def letterbox(
@@ -66,29 +78,68 @@ def is_square(rgb: np.ndarray) -> bool:
     return abs(width - height) <= SQUARE_TOLERANCE * max(width, height)
 
 
-def predict(
-    predict_square: SquarePredict, rgb: np.ndarray, alpha: np.ndarray | None, size: int
+def stretched_view(
+    predict_square: SquarePredict, rgb: np.ndarray, alpha: np.ndarray | None
 ) -> np.ndarray:
-    """The union of the stretched and the letterboxed views' maps (see the module's doc).
+    """The model's map of the whole photo resized to its square input (float32 SxS)."""
+    return np.asarray(predict_square(rgb, alpha), dtype=np.float32)
 
-    `size` is the model's input side. Returns a float32 SxS map in [0, 1] in the stretched
-    frame (the whole photo resized to S x S), ready for `upsample()`. One inference for a
-    (nearly) square photo, two otherwise.
-    """
-    stretched = np.asarray(predict_square(rgb, alpha), dtype=np.float32)
-    if is_square(rgb):
-        return stretched
+
+def letterboxed_view(
+    predict_square: SquarePredict,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    size: int,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """The letterboxed view's map of the photo, brought back to the stretched frame of
+    `shape` (the stretched map's height x width)."""
     canvas, canvas_alpha, (top, left, inner_h, inner_w) = letterbox(rgb, alpha, size)
     boxed = np.asarray(predict_square(canvas, canvas_alpha), dtype=np.float32)
-    map_h, map_w = stretched.shape
     # The letterboxed map is on the model's grid; its photo region, back in the stretched frame.
     sy, sx = boxed.shape[0] / size, boxed.shape[1] / size
     region = boxed[
         round(top * sy) : round((top + inner_h) * sy),
         round(left * sx) : round((left + inner_w) * sx),
     ]
-    region = cv2.resize(region, (map_w, map_h), interpolation=cv2.INTER_LINEAR)
-    return np.maximum(stretched, region)
+    return cv2.resize(region, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def doubt(prob: np.ndarray) -> float:
+    """How unsure a map is of its subject: the share of the frame the model leaves undecided
+    (between 0.1 and 0.9), per unit of the subject's area (0.5 and above). A map that finds
+    no subject at all is infinitely doubtful."""
+    area = float((prob >= 0.5).mean())
+    if area < MIN_AREA:
+        return float("inf")
+    return float(((prob > 0.1) & (prob < 0.9)).mean()) / area
+
+
+def needs_second_view(stretched: np.ndarray) -> bool:
+    """Whether the stretched view leaves the subject in doubt: much of the frame undecided,
+    a small subject (often a part of the real one, or the wrong one), or a subject across
+    two sides of the frame (the case the stretched view loses)."""
+    subject = stretched >= 0.5
+    sides = [subject[0].mean(), subject[-1].mean(), subject[:, 0].mean(), subject[:, -1].mean()]
+    across = sum(float(side) >= SIDE_COVER for side in sides) >= 2
+    return bool(doubt(stretched) > DOUBT or float(subject.mean()) < SMALL or across)
+
+
+def predict(
+    predict_square: SquarePredict, rgb: np.ndarray, alpha: np.ndarray | None, size: int
+) -> np.ndarray:
+    """The stretched view's map, or the letterboxed view's where the stretched one is in
+    doubt and the letterboxed one is surer (see the module's doc).
+
+    `size` is the model's input side. Returns a float32 SxS map in [0, 1] in the stretched
+    frame (the whole photo resized to S x S), ready for `upsample()`. One inference, or two
+    for a photo that is not (nearly) square and whose stretched view is in doubt.
+    """
+    stretched = stretched_view(predict_square, rgb, alpha)
+    if is_square(rgb) or not needs_second_view(stretched):
+        return stretched
+    boxed = letterboxed_view(predict_square, rgb, alpha, size, stretched.shape)
+    return boxed if doubt(boxed) < doubt(stretched) else stretched
 
 
 def upsample(prob_lowres: np.ndarray, rgb: np.ndarray) -> np.ndarray:

@@ -1,0 +1,230 @@
+"""Cut-out quality on the three shared sets: the engine against the two earlier pipelines
+(and rembg), with a bootstrap interval of the per-photo difference.
+
+    .venv/bin/python bench/views_cache.py --model u2netp          # optional: reuse both views
+    .venv/bin/python bench/quality_sets.py --model u2netp [--pipeline rembg]
+
+Pipelines, each writing one 8-bit alpha PNG per photo to
+``var/bench/sets/<model>/<set>/<pipeline>/``:
+
+- ``cutout``: the engine as it is (`LocalRemover.analyse`, the code the APIs run); its
+  inferences are counted per photo;
+- ``union``: the default before issue 15, the per-pixel maximum of the stretched and the
+  letterboxed view (one view for a square photo), upsampled and snapped;
+- ``stretched``: the stretched view alone, upsampled and snapped;
+- ``rembg`` (only when asked): ``rembg.remove(only_mask=True)`` on the same ONNX file, in
+  ``bench/.venv-rembg`` (``bench/setup_rembg.sh``).
+
+``union`` and ``stretched`` are built from the engine's own functions (`refine.stretched_view`,
+`refine.letterboxed_view`, `refine.upsample`, `segment.to_alpha`) on the photo as
+`cutouts.prepare` decodes it; they reuse ``bench/views_cache.py``'s maps when present (the
+same functions, run once). Scores come only from ``$CUTOUT_SHARED_DIR/tools/eval_quality.py``
+(its per-photo CSV). For each set the table gives, against the better of ``union`` and
+``stretched`` on that set (per metric), the mean per-photo difference of ``cutout`` and its
+95 % bootstrap interval (1,000 resamples of the photos, seed 15).
+"""
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from quality import SETS, predict_rembg, set_images, shared_dir  # noqa: E402
+
+from removal.engine import cutouts, refine, registry, segment, solidify  # noqa: E402
+from removal.engine.local import LocalRemover  # noqa: E402
+from removal.engine.types import RemovalOptions  # noqa: E402
+
+METRICS = ("iou", "mae", "biou", "holes", "ghost")
+HIGHER_IS_BETTER = {"iou": True, "mae": False, "biou": True, "holes": False, "ghost": False}
+RESAMPLES = 1000
+
+
+def save(alpha: np.ndarray, path: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(alpha), "L").save(path)
+
+
+def predict_cutout(engine: LocalRemover, images: list[Path], out: Path) -> tuple[float, float]:
+    """The engine's alphas; returns (inferences per photo, seconds per photo)."""
+    calls = 0
+    predict = engine.segmenter.predict
+
+    def counting(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return predict(rgb, alpha)
+
+    engine.segmenter.predict = counting  # an instance attribute: counts, changes nothing
+    options = RemovalOptions(output_format="png")
+    started = time.perf_counter()
+    try:
+        for path in images:
+            save(engine.analyse(path.read_bytes(), options).alpha, out / f"{path.stem}.png")
+    finally:
+        del engine.segmenter.predict
+    return calls / len(images), (time.perf_counter() - started) / len(images)
+
+
+def cutout_from_maps(stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """What `LocalRemover.segment` makes of the two views' maps (refine.predict's choice,
+    solidify, upsample, snap), for ``--cutout-from-cache``; `--check-cache` compares it with
+    the engine's own output."""
+    prob = stretched
+    if not refine.is_square(rgb) and refine.needs_second_view(stretched):
+        prob = boxed if refine.doubt(boxed) < refine.doubt(stretched) else stretched
+    return segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
+
+
+def predict_views(
+    engine: LocalRemover,
+    images: list[Path],
+    cache: Path,
+    outs: dict[str, Path],
+    cutout_from_cache: bool = False,
+) -> float:
+    """The ``union`` and ``stretched`` pipelines' alphas (and with `cutout_from_cache` the
+    ``cutout`` one, from the same maps); returns the union's inferences per photo."""
+    size = engine.spec.input_size
+    views = 0
+    for path in images:
+        prepared = cutouts.prepare(path.read_bytes(), RemovalOptions().max_pixels)
+        rgb, alpha = prepared.rgb, prepared.input_alpha
+        cached = cache / f"{path.stem}.npz"
+        if cached.exists():
+            maps = np.load(cached)
+            stretched = maps["stretched"].astype(np.float32)
+            boxed = maps["boxed"].astype(np.float32)
+        else:
+            stretched = refine.stretched_view(engine.segmenter.predict, rgb, alpha)
+            boxed = refine.letterboxed_view(
+                engine.segmenter.predict, rgb, alpha, size, stretched.shape
+            )
+        if cutout_from_cache:
+            save(cutout_from_maps(stretched, boxed, rgb), outs["cutout"] / f"{path.stem}.png")
+        square = refine.is_square(rgb)
+        views += 1 if square else 2
+        union = stretched if square else np.maximum(stretched, boxed)
+        for name, prob in (("union", union), ("stretched", stretched)):
+            out = segment.to_alpha(refine.upsample(prob, rgb))
+            if alpha is not None:
+                out = np.minimum(out, alpha)
+            save(out, outs[name] / f"{path.stem}.png")
+    return views / len(images)
+
+
+def cached_cost(images: list[Path], cache: Path) -> float:
+    """The cutout pipeline's inferences per photo, from the cached stretched maps."""
+    total = 0
+    for path in images:
+        with Image.open(path) as image:
+            width, height = image.size
+        stretched = np.load(cache / f"{path.stem}.npz")["stretched"].astype(np.float32)
+        rgb_like = np.empty((height, width, 3), np.uint8)
+        square = refine.is_square(rgb_like)
+        total += 1 if square or not refine.needs_second_view(stretched) else 2
+    return total / len(images)
+
+
+def score(gt: Path, pred: Path) -> dict[str, dict[str, float]]:
+    """Per-photo metrics from eval_quality.py's CSV, by photo name."""
+    tool = shared_dir() / "tools" / "eval_quality.py"
+    table = pred.parent / f"{pred.name}.csv"
+    subprocess.run(
+        [sys.executable, str(tool), "--gt", str(gt), "--pred", str(pred), "--csv", str(table)],
+        check=True,
+        capture_output=True,
+    )
+    with table.open() as fh:
+        return {row["name"]: {k: float(row[k]) for k in METRICS} for row in csv.DictReader(fh)}
+
+
+def bootstrap(diff: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """The 95 % percentile interval of the mean of `diff` over resampled photos."""
+    picks = rng.integers(0, len(diff), size=(RESAMPLES, len(diff)))
+    means = diff[picks].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="u2netp")
+    parser.add_argument("--set", action="append", choices=SETS)
+    parser.add_argument("--pipeline", action="append", choices=["rembg"], help="extra pipelines")
+    parser.add_argument("--models-dir", default=str(ROOT / "var" / "models"))
+    parser.add_argument(
+        "--cutout-from-cache",
+        action="store_true",
+        help="build the cutout pipeline's alphas from views_cache.py's maps (no inference)",
+    )
+    args = parser.parse_args()
+    models_dir = Path(args.models_dir).resolve()
+    spec = registry.get_spec(args.model)
+    engine = LocalRemover(spec.path(models_dir), spec, threads=2)
+    rng = np.random.default_rng(15)
+    lines = [
+        "| set | pipeline | IoU | MAE | boundary IoU | holes | ghost | inferences/photo |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    deltas = []
+    for name in args.set or SETS:
+        folder = shared_dir() / "eval" / name
+        images = set_images(folder)
+        run = args.model + ("-from-cache" if args.cutout_from_cache else "")
+        root = ROOT / "var" / "bench" / "sets" / run / name
+        pipelines = ["cutout", "union", "stretched", *(args.pipeline or [])]
+        outs = {p: root / p for p in pipelines}
+        for out in outs.values():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+        cache = ROOT / "var" / "bench" / "views" / args.model / name
+        cost = seconds = float("nan")
+        if not args.cutout_from_cache:
+            cost, seconds = predict_cutout(engine, images, outs["cutout"])
+        union_cost = predict_views(engine, images, cache, outs, args.cutout_from_cache)
+        if args.cutout_from_cache:
+            cost = cached_cost(images, cache)
+        costs = {"cutout": cost, "union": union_cost}
+        costs["stretched"] = 1.0
+        if "rembg" in outs:
+            predict_rembg(args.model, models_dir, folder / "images", outs["rembg"])
+            costs["rembg"] = 1.0
+        scores = {p: score(folder / "masks", out) for p, out in outs.items()}
+        names = sorted(scores["cutout"])
+        for p in pipelines:
+            mean = {k: np.mean([scores[p][n][k] for n in names]) for k in METRICS}
+            lines.append(
+                f"| {name} (n={len(names)}) | {p} | {mean['iou']:.4f} | {mean['mae']:.4f} | "
+                f"{mean['biou']:.4f} | {mean['holes']:.4f} | {mean['ghost']:.4f} | "
+                f"{costs[p]:.2f} |"
+            )
+        for k in METRICS:
+            means = {p: np.mean([scores[p][n][k] for n in names]) for p in ("union", "stretched")}
+            pick = max if HIGHER_IS_BETTER[k] else min
+            better = pick(means, key=means.get)
+            diff = np.array([scores["cutout"][n][k] - scores[better][n][k] for n in names])
+            low, high = bootstrap(diff, rng)
+            worse = high < 0 if HIGHER_IS_BETTER[k] else low > 0
+            deltas.append(
+                f"| {name} | {k} | {better} | {diff.mean():+.4f} | [{low:+.4f}, {high:+.4f}] | "
+                f"{'**worse**' if worse else 'holds'} |"
+            )
+        print(f"{name}: done, cutout {seconds:.2f} s/photo", file=sys.stderr, flush=True)
+    print("\n".join(lines))
+    print()
+    print("| set | metric | against | mean difference | 95 % interval | verdict |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(deltas))
+
+
+if __name__ == "__main__":
+    main()
