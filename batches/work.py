@@ -195,7 +195,7 @@ def process(item: BatchItem) -> None:
         channel=CallRecord.Channel.BATCH,
         wire_format="pixian",
         endpoint="pixian:batch-item",
-        request_id=f"batch-{batch.pk}-{item.number}",
+        request_id=f"batch-{batch.pk.hex[:16]}-{item.number}",
         user=user,
     )
     heartbeat = Heartbeat(item)

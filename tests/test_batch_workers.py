@@ -25,6 +25,7 @@ from batches import webhooks
 from batches.models import Batch, BatchItem
 from billing import ledger
 from billing.models import CreditAccount
+from removal.models import CallRecord
 from tests.support_api import photo, photo_host
 from tests.support_batches import api, charges_for, submit, webhook_receiver
 from tests.support_gunicorn import REPO, server_env
@@ -39,6 +40,7 @@ pytestmark = [
     pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (DATABASE_URL)"),
     pytest.mark.django_db(transaction=True),
 ]
+
 
 @pytest.fixture(autouse=True)
 def _loopback(settings):
@@ -95,7 +97,7 @@ def workers(data_dir: Path, count: int, **env: str) -> Iterator[list[subprocess.
     try:
         yield [process for process, _ in started]
     finally:
-        for process, log in started:
+        for process, _log in started:
             if process.poll() is None:
                 process.terminate()
         for process, log in started:
@@ -162,6 +164,9 @@ def test_two_workers_finish_a_20_item_batch_each_item_charged_once_and_sign_the_
     assert all(entry.amount == -1 for entry in entries)
     assert ledger.balance(alice) == before - 20
     assert CreditAccount.objects.get(user=alice).held == 0
+    records = CallRecord.objects.filter(channel="batch", user=alice)
+    assert sorted(records.values_list("status", flat=True)) == [200] * 20
+    assert sum(records.values_list("credits", flat=True)) == 20
 
     headers, body = receiver.received[0]
     event = Webhook(webhooks.secret_for(alice)).verify(body, headers)
