@@ -337,3 +337,45 @@ def test_the_webhook_secret_is_on_the_api_keys_page(alice):
     page = web.get("/account/keys/")
     assert webhooks.secret_for(alice) in page.content.decode()
     assert json.dumps(webhooks.secret_for(alice)).startswith('"whsec_')
+
+
+def test_workers_take_items_round_robin_across_accounts(alice, alice_key):
+    items = [{"image.url": f"https://example.com/{n}.jpg"} for n in range(3)]
+    submit(api(alice_key), {"items": items})
+    bob = give_credits(make_user("bob@example.com"))
+    submit(api(make_key(bob)), {"items": items[:2]})
+    order = [work.claim_next().batch.user for _ in range(5)]
+    assert order == [alice, bob, alice, bob, alice]
+    assert work.claim_next() is None
+
+
+def test_a_webhook_that_fails_is_recorded_and_retried_then_verifies(
+    alice, alice_key, loopback, photos
+):
+    from django_tasks_db.models import DBTaskResult
+    from standardwebhooks import Webhook
+
+    from batches import webhooks
+    from tests.support_batches import webhook_receiver
+
+    with webhook_receiver(status=500) as failing:
+        body = {"items": [{"image.url": f"{photos}/missing.jpg"}], "webhook_url": failing.url}
+        batch_id = submit(api(alice_key), body).json()["id"]
+        run_tickets()  # the one item fails on its download: no inference, the batch failed
+        assert webhooks.deliver(batch_id, 1) is False
+    queued = DBTaskResult.objects.filter(task_path__endswith="deliver_webhook")
+    retries = [task for task in queued if task.args_kwargs["args"] == [batch_id, 2]]
+    assert len(retries) == 1 and retries[0].run_after > timezone.now()
+    with webhook_receiver() as receiver:
+        Batch.objects.filter(pk=batch_id).update(webhook_url=receiver.url)
+        assert webhooks.deliver(batch_id, 2) is True
+    headers, sent = receiver.received[0]
+    event = Webhook(webhooks.secret_for(alice)).verify(sent, headers)
+    assert event["type"] == "batch.failed" and event["data"]["counts"]["failed"] == 1
+    assert event["data"]["credits"] == {"charged": 0, "held": 0}
+    deliveries = Batch.objects.get(pk=batch_id).deliveries.order_by("attempt")
+    assert [(d.attempt, d.status, d.delivered) for d in deliveries] == [
+        (1, 500, False),
+        (2, 200, True),
+    ]
+    assert len({d.message_id for d in deliveries}) == 1
