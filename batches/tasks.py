@@ -7,19 +7,29 @@ when its worker died; `deliver_webhook` runs each webhook attempt.
 """
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.utils import timezone
 from django_tasks import task
 
 # Webhooks and lease checks go before the many tickets of a large batch.
 URGENT = 10
 
 
+# A ticket that fails unexpectedly is replaced after this long, so no queued item is left
+# without one.
+REPLACE_AFTER_S = 30
+
+
 @task()
 def work_next() -> None:
     from batches import work
 
-    work.work_next()
+    try:
+        work.work_next()
+    except Exception:
+        queue_work(run_after=timezone.now() + timedelta(seconds=REPLACE_AFTER_S))
+        raise
 
 
 @task(priority=URGENT)

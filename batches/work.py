@@ -109,7 +109,13 @@ def claim_next() -> BatchItem | None:
             item.worker = worker_name()
             item.started_at = item.started_at or now
             item.save(update_fields=["state", "attempts", "lease_until", "worker", "started_at"])
-            AccountTurn.objects.update_or_create(user_id=user_id, defaults={"served_at": now})
+            # An upsert: two workers' first items of an account must not collide on insert.
+            AccountTurn.objects.bulk_create(
+                [AccountTurn(user_id=user_id, served_at=now)],
+                update_conflicts=True,
+                unique_fields=["user"],
+                update_fields=["served_at"],
+            )
             tasks.queue_lease_watch(item.pk, item.attempts, item.lease_until + timedelta(seconds=1))
         _beat(item)
         return item
