@@ -242,9 +242,25 @@ def reserve(
     (4020) when fewer than `amount` credits are available; ValueError for amount <= 0 (free
     calls need no reservation).
     """
-    amount = _check_amount(amount)
     if kind != Kind.CHARGE:
         raise ValueError(f"reservations are settled as charges, not {kind!r}")
+    return _reserve(user, amount, reference, Reservation.Kind.CHARGE, cause)
+
+
+def hold_batch(
+    user: AbstractBaseUser, amount: Decimal, reference: str, *, cause: str = ""
+) -> Reservation:
+    """Hold a batch's whole price as one reservation of its own kind (never settled itself:
+    its items reserve from it with `reserve_from_hold`, and `release()` gives back the rest).
+    `release_stale` never takes it. Raises as `reserve()` does; a repeated `reference`
+    returns the first hold."""
+    return _reserve(user, amount, reference, Reservation.Kind.BATCH_HOLD, cause)
+
+
+def _reserve(
+    user: AbstractBaseUser, amount: Decimal, reference: str, kind: str, cause: str
+) -> Reservation:
+    amount = _check_amount(amount)
     with transaction.atomic():
         account = _locked_account(user)
         now = timezone.now()
@@ -279,6 +295,46 @@ def reserve(
     raise refusal
 
 
+def reserve_from_hold(
+    hold: Reservation, amount: Decimal, reference: str, *, cause: str = ""
+) -> Reservation:
+    """Move `amount` of an open batch hold into a charge reservation for one item.
+
+    The account's `held` does not change (the credits stay held, now for the item). A
+    repeated `reference` returns the first reservation, whatever its status, so an item
+    picked up again after its worker died is charged at most once. Raises
+    InsufficientCreditsError (4020) when the hold is closed or has less than `amount` left.
+    """
+    amount = _check_amount(amount)
+    with transaction.atomic():
+        CreditAccount.objects.select_for_update().get(pk=hold.account_id)
+        current = Reservation.objects.select_for_update().get(pk=hold.pk)
+        if current.kind != Reservation.Kind.BATCH_HOLD:
+            raise ValueError(f"{current.reference} is not a batch hold")
+        existing = Reservation.objects.filter(reference=reference).first()
+        if existing is not None:
+            if existing.source_id != current.pk:
+                raise ValueError(f"reservation reference {reference!r} belongs to another hold")
+            return existing
+        if current.status != Reservation.Status.HELD or current.amount < amount:
+            left = current.amount if current.status == Reservation.Status.HELD else Decimal(0)
+            raise InsufficientCreditsError(
+                amount, left, f"The batch hold {current.reference} has {format_credits(left)} left."
+            )
+        current.amount -= amount
+        current.save(update_fields=["amount"])
+        reservation = Reservation.objects.create(
+            account_id=current.account_id,
+            amount=amount,
+            kind=Reservation.Kind.CHARGE,
+            reference=reference,
+            cause=cause[:500],
+            source=current,
+        )
+    hold.amount = current.amount
+    return reservation
+
+
 def settle(
     reservation: Reservation, amount: Decimal | None = None, *, cause: str = ""
 ) -> LedgerEntry:
@@ -296,6 +352,8 @@ def settle(
             return current.entry
         if current.status == Reservation.Status.RELEASED:
             raise ReservationClosedError(f"reservation {current.reference} was released")
+        if current.kind == Reservation.Kind.BATCH_HOLD:
+            raise ValueError("a batch hold is not settled: its items are")
         due = current.amount if amount is None else _check_amount(amount, allow_zero=True)
         charged = min(due, current.amount)
         uncollected = due - charged
@@ -329,14 +387,27 @@ def settle(
 
 def release(reservation: Reservation) -> bool:
     """Return the held credits of a failed request. True if it was still held; releasing a
-    settled or released reservation changes nothing."""
+    settled or released reservation changes nothing.
+
+    An item's reservation drawn from a batch hold that is still open goes back to that hold
+    (the item may be tried again); otherwise the credits become available again.
+    """
     with transaction.atomic():
         account = CreditAccount.objects.select_for_update().get(pk=reservation.account_id)
         current = Reservation.objects.select_for_update().get(pk=reservation.pk)
         if current.status != Reservation.Status.HELD:
             return False
-        account.held -= current.amount
-        account.save(update_fields=["held", "updated_at"])
+        source = (
+            Reservation.objects.select_for_update().get(pk=current.source_id)
+            if current.source_id
+            else None
+        )
+        if source is not None and source.status == Reservation.Status.HELD:
+            source.amount += current.amount
+            source.save(update_fields=["amount"])
+        else:
+            account.held -= current.amount
+            account.save(update_fields=["held", "updated_at"])
         current.status = Reservation.Status.RELEASED
         current.closed_at = timezone.now()
         current.save(update_fields=["status", "closed_at"])
@@ -346,9 +417,17 @@ def release(reservation: Reservation) -> bool:
 
 def stale_reservations(older_than: timedelta) -> QuerySet[Reservation]:
     """Reservations still held after `older_than`: their requests died between reserve and
-    settle (a crash, a killed worker)."""
+    settle (a crash, a killed worker).
+
+    Never a batch hold, nor an item's reservation while its batch hold is open: a batch ends
+    by itself (its items' leases bring back what a dead worker held) and then releases both.
+    """
     cutoff = timezone.now() - older_than
-    return Reservation.objects.filter(status=Reservation.Status.HELD, created_at__lt=cutoff)
+    return (
+        Reservation.objects.filter(status=Reservation.Status.HELD, created_at__lt=cutoff)
+        .exclude(kind=Reservation.Kind.BATCH_HOLD)
+        .exclude(source__status=Reservation.Status.HELD)
+    )
 
 
 def release_stale(older_than: timedelta) -> list[Reservation]:

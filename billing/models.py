@@ -123,12 +123,23 @@ class Reservation(models.Model):
         SETTLED = "settled"
         RELEASED = "released"
 
+    class Kind(models.TextChoices):
+        CHARGE = "charge"
+        # A batch's whole price, held at submission; its items reserve from it (`source`), and
+        # `release_stale_reservations` never takes it (billing/ledger.py).
+        BATCH_HOLD = "batch_hold"
+
     account = models.ForeignKey(
         CreditAccount, on_delete=models.PROTECT, related_name="reservations"
     )
     amount = models.DecimalField(**CREDIT_DIGITS)
-    kind = models.CharField(max_length=10, default=LedgerEntry.Kind.CHARGE)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CHARGE)
     reference = models.CharField(max_length=200, unique=True)
+    # The batch hold an item's reservation was taken from; released credits go back to it
+    # while it is open.
+    source = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="drawn"
+    )
     cause = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.HELD)
     entry = models.OneToOneField(

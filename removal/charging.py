@@ -48,11 +48,17 @@ class Charged(Generic[T]):
 
 
 def _hold(
-    user: AbstractBaseUser, quote: pricing.Quote, reference: str, claim: Claim | None
+    user: AbstractBaseUser,
+    quote: pricing.Quote,
+    reference: str,
+    claim: Claim | None,
+    source: Reservation | None,
 ) -> Reservation | None:
     if quote.is_free:
         return None
     try:
+        if source is not None:
+            return ledger.reserve_from_hold(source, quote.hold, reference, cause=reference)
         if claim is None:
             return ledger.reserve(user, quote.hold, reference, cause=f"request {reference}")
         with transaction.atomic():
@@ -72,17 +78,20 @@ def run(
     due: Callable[[T], Decimal | None] = lambda result: None,
     claim: Claim | None = None,
     call: Call | None = None,
+    source: Reservation | None = None,
 ) -> Charged[T]:
     """Hold `quote.hold` for `user` under `reference` (unique), run `work()`, then charge.
 
     `due(result)` may name another amount than the hold (the upstream's charge × markup,
     which the ledger caps at the hold); `Decimal(0)` charges nothing and releases the hold.
+    `source` (a batch hold, billing/ledger.py) pays instead of the balance: the item's hold
+    is drawn from it, and a released item's credits go back to it.
     Raises RemovalError 4020/4021 when the balance cannot pay, and whatever `work` raises,
     after releasing the hold (and giving back the claim).
     """
     if call is not None:
         call.credits = Decimal(0)
-    reservation = _hold(user, quote, reference, claim)
+    reservation = _hold(user, quote, reference, claim, source)
     try:
         result = work()
     except BaseException:

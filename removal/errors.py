@@ -111,6 +111,33 @@ TRYOUT_LIMIT = define(
 )
 RATE_LIMITED = define(4290, 429, "Rate or concurrency limit reached; retry later.")
 
+# 6001-6099: batches (batches/); an item's own failure keeps the code of its cause.
+BATCH_BODY = define(
+    6001,
+    400,
+    "A batch is a JSON object with items (a list), and optional options and webhook_url, "
+    "or a multipart form with image files.",
+)
+BATCH_TOO_MANY_ITEMS = define(
+    6002, 400, "Too many items: at most 1,000 per batch and 100 files per upload."
+)
+BATCH_EMPTY = define(6003, 400, "A batch needs at least one item.")
+BATCH_TEST_TOO_MANY = define(6004, 400, "A test batch has more items than CUTOUT_BATCH_TEST_ITEMS.")
+BATCH_ITEM_TEST = define(
+    6005, 400, "test is set for the whole batch (in options), not for one item."
+)
+WEBHOOK_URL_BAD = define(6006, 400, "webhook_url must be an http or https URL.")
+WEBHOOK_URL_PRIVATE = define(
+    6007, 400, "webhook_url: the host resolves to a private, loopback or reserved address."
+)
+BATCH_STORAGE_FULL = define(
+    6008, 429, "The account's stored batch results are at their cap; download and wait."
+)
+BATCH_NOT_OPEN = define(6009, 409, "This batch has started: items can no longer be added.")
+BATCH_FINISHED = define(6010, 409, "This batch has finished.")
+BATCH_NO_RESULT = define(6011, 404, "This item has no result: not done, failed or purged.")
+BATCH_WORKER_LOST = define(6012, 500, "The item's worker stopped before it finished, too often.")
+
 # 5xxx: Cutout's fault, or the upstream's.
 INTERNAL = define(5000, 500, "Internal error.")
 UPSTREAM_FAILED = define(5020, 502, "The upstream service failed.")

@@ -85,7 +85,9 @@ def check_image_bytes(
     raise RemovalError(codes.unreadable, f"{field}: the download is not an image.")
 
 
-def _checked_url(raw: str | httpx.URL, field: str, codes: UrlCodes) -> httpx.URL:
+def checked_url(raw: str | httpx.URL, field: str, codes: UrlCodes = IMAGE_URL_CODES) -> httpx.URL:
+    """`raw` as a URL, or `codes.scheme` when it is not http(s) with a host; the address rules
+    are checked when it is fetched (a batch checks its items' URLs this way at submission)."""
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, TypeError):
@@ -132,7 +134,7 @@ def fetch_image_url(
         max_bytes = settings.CUTOUT_URL_MAX_MB * 1024 * 1024
     if timeout_s is None:
         timeout_s = settings.CUTOUT_URL_TIMEOUT_S
-    current = _checked_url(url, field, codes)
+    current = checked_url(url, field, codes)
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
     try:
         with safe_http.safe_client(
@@ -179,4 +181,4 @@ def _follow(
         if hops == max_redirects:
             raise RemovalError(codes.redirects, f"{field}: more than {max_redirects} redirects.")
         hops += 1
-        current = _checked_url(current.join(location), field, codes)
+        current = checked_url(current.join(location), field, codes)

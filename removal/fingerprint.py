@@ -38,6 +38,12 @@ def of_request(endpoint: str, options: RemovalOptions, image: ImageInput) -> str
     return _digest(endpoint, dataclasses.asdict(options), source)
 
 
+def of_parts(endpoint: str, *parts: Any) -> str:
+    """The fingerprint of a request of another shape (a batch): its endpoint and its parsed
+    parts (plain values; bytes count by their SHA-256)."""
+    return _digest(endpoint, *parts)
+
+
 def of_failure(endpoint: str, error: RemovalError) -> str:
     """The fingerprint of a request refused while it was read (no options, no image): the
     same refusal again is the same request."""

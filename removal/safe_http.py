@@ -295,3 +295,26 @@ def safe_client(
         trust_env=False,
     ) as client:
         yield client
+
+
+def check_host(
+    host: str,
+    timeout_s: float,
+    *,
+    allow_loopback: bool = False,
+    resolver: Resolver = resolve_host,
+) -> list[str]:
+    """The addresses `host` resolves to, each vetted as a connection would be (a webhook URL
+    is checked this way when it is given, and again when each delivery connects). Raises
+    BlockedAddressError, HostNotFoundError."""
+    return PinnedBackend(resolver, allow_loopback, Deadline(timeout_s)).vetted_addresses(host)
+
+
+def is_literal_allowed(host: str, *, allow_loopback: bool = False) -> bool:
+    """False when `host` is an IP literal the policy refuses; a name is checked when it is
+    resolved."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return is_allowed_address(literal, allow_loopback=allow_loopback)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from billing import pricing
+from billing.models import Reservation
 from removal import active_engine, charging, fetch
 from removal.calls import Call
 from removal.engine import decode
@@ -57,10 +58,12 @@ def remove_background(
     context: RemovalContext | None = None,
     call: Call | None = None,
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
+    source: Reservation | None = None,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
-    `reference` (the request id) identifies the charge in the ledger; `call` (if any) gets the
+    `reference` (the request id) identifies the charge in the ledger; `source` (a batch hold)
+    pays instead of the balance (removal/charging.py); `call` (if any) gets the
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
     from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
     credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
@@ -79,6 +82,7 @@ def remove_background(
         lambda: engine.remove(data, options, context),
         due=upstream_due,
         call=call,
+        source=source,
     )
     if call is not None:
         call.saw_result(paid.result)

@@ -566,3 +566,44 @@ def test_first_use_of_an_account_from_many_threads_creates_one_account():
     assert CreditAccount.objects.filter(user=user).count() == 1
     assert ledger.balance(user) == 10
     assert ledger.check() == []
+
+
+# --- batch holds (issue 23) --------------------------------------------------------------------
+
+
+def test_items_draw_from_a_batch_hold_and_what_is_released_goes_back_to_it(alice):
+    hold = ledger.hold_batch(alice, Decimal(3), "batch:b1")
+    assert account_of(alice).held == 3 and hold.kind == Reservation.Kind.BATCH_HOLD
+    first = ledger.reserve_from_hold(hold, Decimal(1), "batch:b1:0:0")
+    assert ledger.reserve_from_hold(hold, Decimal(1), "batch:b1:0:0").pk == first.pk  # a replay
+    failed = ledger.reserve_from_hold(hold, Decimal(1), "batch:b1:1:0")
+    assert Reservation.objects.get(pk=hold.pk).amount == 1 and account_of(alice).held == 3
+    ledger.settle(first)
+    assert ledger.release(failed)
+    assert Reservation.objects.get(pk=hold.pk).amount == 2
+    assert account_of(alice).held == 2 and ledger.balance(alice) == ALICE_CREDITS - 1
+    with pytest.raises(ledger.InsufficientCreditsError):
+        ledger.reserve_from_hold(hold, Decimal(3), "batch:b1:2:0")
+    with pytest.raises(ValueError):
+        ledger.settle(hold)
+    assert ledger.release(hold)
+    assert account_of(alice).held == 0 and ledger.balance(alice) == ALICE_CREDITS - 1
+    with pytest.raises(ledger.InsufficientCreditsError):
+        ledger.reserve_from_hold(hold, Decimal(1), "batch:b1:3:0")
+
+
+def test_a_batch_larger_than_the_balance_holds_nothing(db):
+    carol = give_credits(make_user("carol@example.com"), Decimal(2))
+    with pytest.raises(ledger.InsufficientCreditsError):
+        ledger.hold_batch(carol, Decimal(3), "batch:big")
+    assert account_of(carol).held == 0 and not Reservation.objects.exists()
+
+
+def test_release_stale_takes_neither_a_batch_hold_nor_its_items_until_the_batch_ends(alice):
+    hold = ledger.hold_batch(alice, Decimal(2), "batch:b2")
+    item = ledger.reserve_from_hold(hold, Decimal(1), "batch:b2:0:0")
+    single = ledger.reserve(alice, Decimal(1), "api:r1")
+    assert ledger.release_stale(timedelta(0)) == [single]
+    ledger.release(hold)
+    assert ledger.release_stale(timedelta(0)) == [item]  # its batch ended without it
+    assert account_of(alice).held == 0

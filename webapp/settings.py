@@ -46,9 +46,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "webapp",
     "removal",
     "billing",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -242,6 +245,19 @@ CUTOUT_TRYOUT_PER_DAY = env_int("CUTOUT_TRYOUT_PER_DAY", 10)
 CUTOUT_CALL_RECORD_RETENTION_DAYS = env_int("CUTOUT_CALL_RECORD_RETENTION_DAYS", 90)
 if CUTOUT_CALL_RECORD_RETENTION_DAYS < 31:
     raise ImproperlyConfigured("CUTOUT_CALL_RECORD_RETENTION_DAYS must be at least 31")
+
+# Batches (batches/): items run on django-tasks' database backend, on the project's database;
+# workers start with `manage.py db_worker` (README, "Batch API").
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+CUTOUT_BATCH_TEST_ITEMS = env_int("CUTOUT_BATCH_TEST_ITEMS", 20)
+CUTOUT_BATCH_RETENTION_HOURS = env_int("CUTOUT_BATCH_RETENTION_HOURS", 24)
+# Per account: a finished item whose result would pass this fails with 6008.
+CUTOUT_BATCH_MAX_STORED_MB = env_int("CUTOUT_BATCH_MAX_STORED_MB", 1024)
+# A worker holds an item this long and renews it every third of it; an item whose worker died
+# is picked up again once its lease has run out.
+CUTOUT_BATCH_LEASE_S = env_int("CUTOUT_BATCH_LEASE_S", 60)
+CUTOUT_BATCH_MAX_ATTEMPTS = env_int("CUTOUT_BATCH_MAX_ATTEMPTS", 3)
+CUTOUT_BATCH_RETRY_BASE_S = env_float("CUTOUT_BATCH_RETRY_BASE_S", 5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from batches import webhooks
 from removal import keys, tryouts
 from removal.models import ApiKey
 from webapp import accounts
@@ -65,6 +66,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         "new_key": new_key,
         "new_secret": new["secret"] if new_key else None,
         "api_url": request.build_absolute_uri("/api/v2/remove-background"),
+        "webhook_secret": webhooks.secret_for(request.user),
     }
     return render(request, "webapp/api_keys.html", context)
 

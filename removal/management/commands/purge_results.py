@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from batches import results
 from removal import calls, idempotency, uploads
 
 
@@ -12,14 +13,16 @@ def _plural(count: int, noun: str) -> str:
 class Command(BaseCommand):
     help = (
         "Delete what is past its retention: the website's stored originals and alphas, the "
-        "API's stored answers to Idempotency-Key requests, and the call records."
+        "API's stored answers to Idempotency-Key requests, the call records, and the inputs "
+        "and results of finished batches."
     )
 
     def handle(self, *args: str, **options: Any) -> None:
         count = uploads.purge_expired()
         answers = idempotency.purge_expired()
         records = calls.purge_expired()
+        batch_results = results.purge_expired()
         self.stdout.write(
-            f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')} "
-            f"and {_plural(records, 'call record')}."
+            f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')}, "
+            f"{_plural(records, 'call record')} and {_plural(batch_results, 'batch result')}."
         )
