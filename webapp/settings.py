@@ -238,6 +238,8 @@ CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
 CUTOUT_UPLOAD_RETENTION_HOURS = env_int("CUTOUT_UPLOAD_RETENTION_HOURS", 24)
 # Visitors' try-outs on the home page, per client address and day (removal/tryouts.py).
 CUTOUT_TRYOUT_PER_DAY = env_int("CUTOUT_TRYOUT_PER_DAY", 10)
+# remove.bg's /v1.0/improve submissions, kept for the operator (in the admin) this long.
+CUTOUT_IMPROVE_RETENTION_DAYS = env_int("CUTOUT_IMPROVE_RETENTION_DAYS", 30)
 # The per-call records (no image data); at least 31 days, so that a 30-day chart is whole.
 CUTOUT_CALL_RECORD_RETENTION_DAYS = env_int("CUTOUT_CALL_RECORD_RETENTION_DAYS", 90)
 if CUTOUT_CALL_RECORD_RETENTION_DAYS < 31:
