@@ -340,7 +340,7 @@ def test_input_errors_answer_removebgs_codes(api, alice, image_host, settings):
     assert_error(api.post(PATH, {"image_file": upload(tiny_png())}), 400, "invalid_dimensions")
     bomb = bilevel_png(8000, 4001)
     assert_error(api.post(PATH, {"image_file": upload(bomb)}), 400, "resolution_too_high")
-    huge = b"\xff\xd8\xff" + b"\x00" * (12 * 1024 * 1024)
+    huge = photo() + b"\x00" * (12 * 1024 * 1024)
     assert_error(api.post(PATH, {"image_file": upload(huge)}), 400, "file_too_large")
     missing = image_host.url("/missing")
     assert_error(api.post(PATH, {"image_url": missing}), 400, "failed_image_download")
