@@ -259,8 +259,9 @@ REST_FRAMEWORK = {
 # at /api/docs/, whose JavaScript and CSS come from drf-spectacular-sidecar, never a CDN.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cutout API",
-    "DESCRIPTION": "Background removal, wire-compatible with Pixian.AI's API v2. Errors are "
-    '`{"error": {"status", "code", "message"}}` with the codes of the README.',
+    "DESCRIPTION": "Background removal, wire-compatible with Pixian.AI's API v2 (errors "
+    '`{"error": {"status", "code", "message"}}`) and remove.bg\'s v1.0 (errors '
+    '`{"errors": [{"title", "code", "detail"}]}`), with the codes of the README.',
     "VERSION": "2",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
