@@ -20,6 +20,7 @@ from PIL import Image
 from billing import ledger
 from billing.models import LedgerEntry
 from removal import improvements
+from removal.api.removebg.options import parse_removebg_options
 from removal.models import CallRecord, Improvement
 from tests.conftest import make_key
 from tests.support_api import (
@@ -101,13 +102,13 @@ def test_a_multipart_file_without_size_gets_a_preview_charged_a_quarter(api, ali
 
 
 def test_size_full_and_its_legacy_names_charge_one_credit_at_full_size(api, alice):
-    for size in ("full", "hd", "4k", "auto", "50MP"):
+    for size in ("full", "4k"):
         response = api.post(PATH, {"image_file": upload(photo()), "size": size})
         assert response.status_code == 200, response.content[:300]
         assert response["X-Credits-Charged"] == "1"
         assert (response["X-Width"], response["X-Height"]) == ("240", "160")
         assert "X-Max-Width" not in response
-    assert charged(alice) == Decimal(5)
+    assert charged(alice) == Decimal(2)
     legacy = api.post(PATH, {"image_file": upload(photo()), "size": "regular"})
     assert legacy["X-Credits-Charged"] == "0.25"
 
@@ -235,8 +236,28 @@ def test_roi_limits_the_foreground_to_the_region(api):
     assert np.array_equal(alpha_of(pixels.content), alpha)
 
 
-def test_bg_color_in_each_spelling_paints_the_background(api):
-    for spelling in ("#00f", "0000ff", "0000FFFF", "blue", "#00ff"):
+@pytest.mark.parametrize(
+    ("size", "product"),
+    [("PREVIEW", "preview"), ("small", "preview"), ("Regular", "preview"), ("full", "image")]
+    + [(name, "image") for name in ("auto", "50MP", "medium", "hd", "4K")],
+)
+def test_every_size_name_maps_to_its_product_and_bound(size, product):
+    parsed = parse_removebg_options({"size": size}, {})
+    assert parsed.product == product
+    bound = 250_000 if product == "preview" else 25_000_000
+    assert parsed.options.max_pixels == parsed.options.max_result_pixels == bound
+
+
+@pytest.mark.parametrize(
+    "spelling", ["#00f", "00F", "0000ff", "#0000FFFF", "#00ff", "blue", "Blue"]
+)
+def test_bg_color_takes_every_spelling(spelling):
+    options = parse_removebg_options({"bg_color": spelling}, {}).options
+    assert options.background_color == (0, 0, 255)
+
+
+def test_bg_color_paints_the_background(api):
+    for spelling in ("#00f", "blue"):
         response = api.post(
             PATH, {"image_file": upload(photo()), "size": "full", "bg_color": spelling}
         )
