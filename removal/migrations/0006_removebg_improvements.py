@@ -10,7 +10,7 @@ import removal.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("removal", "0004_call_records_and_fingerprints"),
+        ("removal", "0005_upload_previews_and_tryouts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
