@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
 
-from removal.models import ApiKey, CallRecord
+from removal.models import ApiKey, CallRecord, Improvement
 
 
 @admin.register(ApiKey)
@@ -26,4 +26,17 @@ class CallRecordAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Improvement)
+class ImprovementAdmin(admin.ModelAdmin):
+    """Images sent to remove.bg's /v1.0/improve, kept CUTOUT_IMPROVE_RETENTION_DAYS."""
+
+    list_display = ["created_at", "user", "filename", "tag", "size_bytes", "image"]
+    search_fields = ["user__email", "filename", "tag", "public_id"]
+    readonly_fields = ["public_id", "user", "image", "filename", "tag", "size_bytes", "created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

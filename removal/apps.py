@@ -10,5 +10,7 @@ class RemovalConfig(AppConfig):
         # own from its ready() the same way (removal/api/formats.py).
         from removal.api import formats
         from removal.api.pixian.format import FORMAT as PIXIAN
+        from removal.api.removebg.format import FORMAT as REMOVEBG
 
         formats.register(PIXIAN)
+        formats.register(REMOVEBG)

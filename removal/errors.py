@@ -72,10 +72,28 @@ BAD_VERTICAL_ALIGNMENT = define(
 )
 BAD_OUTPUT_FORMAT = define(2008, 400, "output.format must be auto, png, jpeg or delta_png.")
 BAD_JPEG_QUALITY = define(2009, 400, "output.jpeg_quality must be an integer from 1 to 100.")
+# 2010-2029: remove.bg's options (removal/api/removebg/options.py).
+RBG_BAD_SIZE = define(2010, 400, "size must be preview, full, 50MP or auto.")
+RBG_BAD_FORMAT = define(2011, 400, "format must be auto, png, jpg, webp or zip.")
+RBG_BAD_CHANNELS = define(2012, 400, "channels must be rgba or alpha.")
+RBG_BAD_CROP = define(2013, 400, "crop must be true or false.")
+RBG_BAD_CROP_MARGIN = define(2014, 400, "crop_margin must be 1, 2 or 4 lengths in px or %.")
+RBG_BAD_SCALE = define(2015, 400, "scale must be original or a percentage from 10% to 100%.")
+RBG_BAD_POSITION = define(2016, 400, "position must be original, center or 1-2 percentages.")
+RBG_BAD_ROI = define(2017, 400, "roi must be four lengths 'x1 y1 x2 y2' in px or %.")
+RBG_BAD_BG_COLOR = define(2018, 400, "bg_color must be a hex colour or a CSS colour name.")
+RBG_SEVERAL_BACKGROUNDS = define(
+    2019, 400, "Send at most one of bg_color, bg_image_url and bg_image_file."
+)
+RBG_BAD_BG_IMAGE_FILE = define(2020, 400, "bg_image_file must be an uploaded file.")
 # 2090-2099: values that are wrong only for this image, raised by the engine.
 REGION_OUTSIDE = define(2090, 400, "A region (roi / control box) lies outside the image.")
 REGION_EMPTY = define(2091, 400, "A region (roi / control box) is empty.")
 BAD_BACKGROUND_IMAGE = define(2092, 400, "Failed to read the background image.")
+NO_FOREGROUND = define(2093, 400, "No foreground could be found in the image.")
+RESULT_TOO_LARGE_FOR_FORMAT = define(
+    2094, 400, "The result is too large for the requested format (WebP: 16383 px per side)."
+)
 
 # 3001-3005: fetching image.url (removal/fetch.py; other URL fields pass their own codes).
 URL_SCHEME = define(3001, 400, "image.url: only http and https URLs are allowed.")
@@ -85,6 +103,15 @@ URL_ADDRESS = define(
 URL_REDIRECTS = define(3003, 400, "image.url: too many redirects.")
 URL_FAILED = define(3004, 400, "image.url: the download failed or timed out.")
 URL_TOO_LARGE = define(3005, 400, "image.url: the download is too large.")
+
+# 3011-3015: fetching remove.bg's bg_image_url (its own codes, removal/api/removebg/options.py).
+BG_URL_SCHEME = define(3011, 400, "bg_image_url: only http and https URLs are allowed.")
+BG_URL_ADDRESS = define(
+    3012, 400, "bg_image_url: the host resolves to a private, loopback or reserved address."
+)
+BG_URL_REDIRECTS = define(3013, 400, "bg_image_url: too many redirects.")
+BG_URL_FAILED = define(3014, 400, "bg_image_url: the download failed or timed out.")
+BG_URL_TOO_LARGE = define(3015, 400, "bg_image_url: the download is too large.")
 
 # 4xxx: credentials, credits, limits and HTTP-level refusals.
 NO_CREDENTIALS = define(4001, 401, "Missing or malformed credentials.")

@@ -31,6 +31,8 @@ class ImageInput:
     data: bytes = b""
     url: str = ""
     filename: str = ""
+    # The request field it came from ("image.url", "image_url", ...), for error messages.
+    field: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,16 @@ def select_input(
     chosen = given[0]
     if chosen == names.file:
         upload = uploads[0]
-        found = ImageInput("file", _read_upload(upload), filename=getattr(upload, "name", ""))
+        found = ImageInput(
+            "file", _read_upload(upload), filename=getattr(upload, "name", ""), field=chosen
+        )
     elif chosen == names.base64:
         text = fields[chosen]
-        found = ImageInput("base64", decode_base64(text, chosen, max_chars=names.base64_max_chars))
+        data = decode_base64(text, chosen, max_chars=names.base64_max_chars)
+        found = ImageInput("base64", data, field=chosen)
     else:
         url = fields[chosen]
-        return ImageInput("url", url=url.strip() if isinstance(url, str) else "")
+        return ImageInput("url", url=url.strip() if isinstance(url, str) else "", field=chosen)
     if not found.data:
         raise RemovalError(errors.EMPTY_IMAGE, f"The supplied image ({chosen}) is empty.")
     return found

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -91,6 +92,28 @@ def check_rate(account: str, *, limit: int | None = None, window_s: int = RATE_W
             f"Rate limit reached: {limit} requests per {window_s} s; retry later.",
             retry_after=retry_after(window_s),
         )
+
+
+@dataclass(frozen=True)
+class RateState:
+    """The account's rate window as remove.bg's `X-RateLimit-*` headers tell it."""
+
+    limit: int
+    remaining: int
+    reset: int  # Unix time when the window closes
+
+
+def rate_state(account: str, *, window_s: int = RATE_WINDOW_S) -> RateState | None:
+    """Where `account` stands in the current window (None when the limit is off)."""
+    limit = settings.CUTOUT_RATE_LIMIT_PER_MINUTE
+    if limit <= 0:
+        return None
+    used = count(f"api-rate:{account}", window_s)
+    return RateState(
+        limit=limit,
+        remaining=max(0, limit - used),
+        reset=int(time.time()) + retry_after(window_s),
+    )
 
 
 def _slot_keys(account: str, limit: int) -> list[str]:

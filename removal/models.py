@@ -170,3 +170,30 @@ class CallRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.status} ({self.request_id})"
+
+
+def _improvement_path(improvement: "Improvement", filename: str) -> str:
+    return f"improve/{improvement.created_at or timezone.now():%Y/%m/%d}/{filename}"
+
+
+class Improvement(models.Model):
+    """An image a customer sent to remove.bg's `POST /v1.0/improve` for us to learn from:
+    kept for the operator (in the admin) for CUTOUT_IMPROVE_RETENTION_DAYS, then deleted by
+    `purge_results`. Never charged (removal/improvements.py)."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=_new_public_id)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="improvements"
+    )
+    image = models.FileField(upload_to=_improvement_path, max_length=255)
+    filename = models.CharField(max_length=255, blank=True)
+    tag = models.CharField(max_length=255, blank=True)
+    size_bytes = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="removal_improve_user_day")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.filename or 'unnamed'})"

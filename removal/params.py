@@ -36,14 +36,14 @@ _UNSIGNED_INT = re.compile(r"[0-9]+")
 _LENGTH = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(px|%)?", re.IGNORECASE)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """The received value, quoted and shortened, for an error message."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return repr(text[:40] + "…" if len(text) > 40 else text)
 
 
 def _bad(code: int, name: str, accepted: str, value: Any) -> RemovalError:
-    return RemovalError(code, f"{name} must be {accepted}; got {_shown(value)}.")
+    return RemovalError(code, f"{name} must be {accepted}; got {shown(value)}.")
 
 
 def given(fields: Mapping[str, Any], name: str) -> Any:

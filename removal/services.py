@@ -15,10 +15,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 from billing import pricing
 from billing.models import Reservation
-from removal import active_engine, charging, fetch
+from removal import active_engine, charging, errors, fetch
 from removal.calls import Call
 from removal.engine import decode
 from removal.engine.types import RemovalContext, RemovalOptions, RemovalResult
+from removal.errors import RemovalError
 from removal.inputs import ImageInput
 
 
@@ -36,7 +37,11 @@ class Removal:
 def image_bytes(image: ImageInput) -> bytes:
     """The input's bytes, downloading `image.url` under the fetcher's rules (3001-3005)."""
     if image.kind == "url":
-        return fetch.fetch_image_url(image.url, allow_loopback=settings.CUTOUT_ALLOW_LOOPBACK_URLS)
+        return fetch.fetch_image_url(
+            image.url,
+            allow_loopback=settings.CUTOUT_ALLOW_LOOPBACK_URLS,
+            field=image.field or "image.url",
+        )
     return image.data
 
 
@@ -46,6 +51,12 @@ def upstream_due(result: RemovalResult) -> Decimal | None:
     if result.upstream_credits is None:
         return None
     return pricing.reseller_charge(result.upstream_credits)
+
+
+def _checked(result: RemovalResult, require_foreground: bool) -> RemovalResult:
+    if require_foreground and result.input_foreground.width == 0:
+        raise RemovalError(errors.NO_FOREGROUND)
+    return result
 
 
 def remove_background(
@@ -59,6 +70,7 @@ def remove_background(
     call: Call | None = None,
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
     source: Reservation | None = None,
+    require_foreground: bool = False,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
@@ -67,7 +79,8 @@ def remove_background(
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
     from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
     credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
-    after releasing the hold.
+    after releasing the hold. With `require_foreground` (remove.bg) a result with no
+    foreground is a failure (2093), so it is not charged.
     """
     data = image_bytes(image)
     info = decode.probe(data, bounds)
@@ -79,7 +92,7 @@ def remove_background(
         user,
         pricing.quote(product, test=options.test),
         reference,
-        lambda: engine.remove(data, options, context),
+        lambda: _checked(engine.remove(data, options, context), require_foreground),
         due=upstream_due,
         call=call,
         source=source,

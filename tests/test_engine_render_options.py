@@ -2,6 +2,7 @@
 (X-Result-Size, X-Result-Foreground) that must stay right under each layout."""
 
 import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from removal.engine import encode, render
-from removal.engine.types import Box, Length, Margin, Rect, RemovalOptions
+from removal.engine.types import Box, Cutout, Length, Margin, Rect, RemovalOptions
 from tests.support_engine import encode_image
 from tests.test_watermark import _unmarked_crop_exists
 
@@ -197,3 +198,28 @@ def test_boxes_after_max_pixels_are_in_input_and_result_pixels(engine, astronaut
     assert result.result_size == (small.width, small.height) and small.top == small.left == 0
     assert abs(full.width - 4 * small.width) <= 4 and abs(full.height - 4 * small.height) <= 4
     assert _pixels(result.body).shape[1::-1] == result.result_size
+
+
+def test_a_crop_to_a_foreground_at_the_origin_still_crops():
+    """The foreground box starts at (0, 0): the placement's offsets are all zero, and the
+    result must still be only the box (it used to be the whole image)."""
+    alpha = np.zeros((40, 60), np.uint8)
+    alpha[:30, :50] = 255
+    cutout = Cutout(rgb=np.full((40, 60, 3), 90, np.uint8), alpha=alpha, full_size=(60, 40))
+    result = render.render(cutout, RemovalOptions(crop_to_foreground=True))
+    assert result.result_size == (50, 30)
+    assert _pixels(result.body).shape == (30, 50, 4)
+
+
+def test_webp_and_zip_results_and_the_result_pixel_bound(cutout):
+    webp = render.render(cutout, RemovalOptions(output_format="webp", max_result_pixels=10_000))
+    assert webp.content_type == "image/webp"
+    image = Image.open(io.BytesIO(webp.body))
+    assert image.size == webp.result_size and image.width * image.height <= 10_000
+    assert image.mode == "RGBA"
+    zipped = render.render(cutout, RemovalOptions(output_format="zip"))
+    archive = zipfile.ZipFile(io.BytesIO(zipped.body))
+    alpha = np.asarray(Image.open(io.BytesIO(archive.read("alpha.png"))))
+    assert np.array_equal(alpha, cutout.alpha)
+    with pytest.raises(encode.EncodeError):
+        encode.webp(np.zeros((2, encode.WEBP_MAX_SIDE + 1, 3), np.uint8))

@@ -52,7 +52,7 @@ def test_the_schema_is_openapi_3_with_both_pixian_operations(client):
     assert response.status_code == 200
     document = yaml.safe_load(response.content)
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) == {"/api/v2/remove-background", "/api/v2/account"}
+    assert {"/api/v2/remove-background", "/api/v2/account"} <= set(document["paths"])
     post = document["paths"]["/api/v2/remove-background"]["post"]
     assert set(post["requestBody"]["content"]) == {
         "multipart/form-data",
@@ -118,8 +118,9 @@ def localised(case, host) -> None:
     """Fuzzed image.url values go to the local host; valid Idempotency-Keys are made unique,
     since examples repeat keys and a replay would answer an earlier example's request."""
     body = case.body if isinstance(case.body, dict) else None
-    if body is not None and isinstance(body.get("image.url"), str):
-        body["image.url"] = host.url("/example.jpeg")
+    for field in ("image.url", "image_url", "bg_image_url"):
+        if body is not None and isinstance(body.get(field), str):
+            body[field] = host.url("/example.jpeg")
     key = (case.headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and re.fullmatch(r"[ -~]*[!-~][ -~]*", key) and len(key) < 200:
         case.headers["Idempotency-Key"] = f"{key}-{uuid.uuid4().hex}"
@@ -140,6 +141,26 @@ def test_the_api_keeps_the_promises_of_its_schema(
     case.call_and_validate(headers={"Authorization": basic(*alice_key)}, checks=CHECKS)
 
 
+def test_the_schema_describes_the_removebg_operations(client):
+    document = yaml.safe_load(client.get("/api/schema/").content)
+    assert {"/v1.0/removebg", "/v1.0/account", "/v1.0/improve"} <= set(document["paths"])
+    post = document["paths"]["/v1.0/removebg"]["post"]
+    assert set(post["requestBody"]["content"]) == {
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "application/json",
+    }
+    assert {"image/png", "image/jpeg", "image/webp", "application/zip", "application/json"} == set(
+        post["responses"]["200"]["content"]
+    )
+    for status, answer in post["responses"].items():
+        if status.startswith(("4", "5")):
+            (example,) = answer["content"]["application/json"]["examples"].values()
+            assert set(example["value"]["errors"][0]) == {"title", "code", "detail"}
+    forbidden = post["responses"]["403"]["content"]["application/json"]["examples"]
+    assert next(iter(forbidden.values()))["value"]["errors"][0]["code"] == "auth_failed"
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_docs_page_renders_offline_from_the_projects_own_files(live_server, page):
@@ -147,7 +168,7 @@ def test_the_docs_page_renders_offline_from_the_projects_own_files(live_server, 
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{live_server.url}/api/docs/")
     page.locator(".opblock").first.wait_for(timeout=30_000)
-    assert page.locator(".opblock").count() == 2
+    assert page.locator(".opblock").count() == 5  # Pixian's two, remove.bg's three
     assert page.get_by_text("/api/v2/remove-background", exact=True).count() == 1
     outside = [url for url in requested if not url.startswith((live_server.url, "data:"))]
     assert outside == []

@@ -241,6 +241,8 @@ CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
 CUTOUT_UPLOAD_RETENTION_HOURS = env_int("CUTOUT_UPLOAD_RETENTION_HOURS", 24)
 # Visitors' try-outs on the home page, per client address and day (removal/tryouts.py).
 CUTOUT_TRYOUT_PER_DAY = env_int("CUTOUT_TRYOUT_PER_DAY", 10)
+# remove.bg's /v1.0/improve submissions, kept for the operator (in the admin) this long.
+CUTOUT_IMPROVE_RETENTION_DAYS = env_int("CUTOUT_IMPROVE_RETENTION_DAYS", 30)
 # The per-call records (no image data); at least 31 days, so that a 30-day chart is whole.
 CUTOUT_CALL_RECORD_RETENTION_DAYS = env_int("CUTOUT_CALL_RECORD_RETENTION_DAYS", 90)
 if CUTOUT_CALL_RECORD_RETENTION_DAYS < 31:
@@ -273,8 +275,9 @@ REST_FRAMEWORK = {
 # at /api/docs/, whose JavaScript and CSS come from drf-spectacular-sidecar, never a CDN.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cutout API",
-    "DESCRIPTION": "Background removal, wire-compatible with Pixian.AI's API v2. Errors are "
-    '`{"error": {"status", "code", "message"}}` with the codes of the README.',
+    "DESCRIPTION": "Background removal, wire-compatible with Pixian.AI's API v2 (errors "
+    '`{"error": {"status", "code", "message"}}`) and remove.bg\'s v1.0 (errors '
+    '`{"errors": [{"title", "code", "detail"}]}`), with the codes of the README.',
     "VERSION": "2",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -26,6 +26,7 @@ STATUS_MEANINGS = {
     404: "No such endpoint.",
     405: "Method not allowed (the `Allow` header lists the allowed ones).",
     409: "A request with this `Idempotency-Key` is still in progress.",
+    411: "The body was sent chunked, without a Content-Length header.",
     413: "The request body is larger than the upload limit.",
     415: "The request's content type is not accepted.",
     422: "The request cannot be processed as sent.",

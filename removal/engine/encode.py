@@ -1,4 +1,4 @@
-"""Arrays to image bytes: PNG, JPEG, Delta PNG and 8-bit mask PNG.
+"""Arrays to image bytes: PNG, JPEG, WebP, Delta PNG, 8-bit mask PNG and remove.bg's ZIP.
 
 PNGs are written here rather than by Pillow or libpng: rows get PNG's Up filter (one
 vectorised subtraction) and are deflated by zlib-ng at level 3, in slices of about a megabyte
@@ -11,6 +11,7 @@ strategies and levels behind this is in docs/BENCHMARKS.md. `optimize` is never 
 import io
 import os
 import struct
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -218,3 +219,33 @@ def rebuild_from_delta(delta_rgba: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     out[keep_input, :3] = rgb[keep_input]
     out[keep_input, 3] = 255
     return out
+
+
+# libwebp's limit on either side.
+WEBP_MAX_SIDE = 16383
+
+
+def webp(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """HxWx3 (RGB) or HxWx4 (RGBA) uint8 -> lossy WebP with an exact (lossless) alpha plane.
+
+    Raises EncodeError past WEBP_MAX_SIDE pixels per side (the format cannot hold more)."""
+    height, width = pixels.shape[:2]
+    if max(width, height) > WEBP_MAX_SIDE:
+        raise EncodeError(f"WebP holds at most {WEBP_MAX_SIDE} px per side, not {width} x {height}")
+    mode = "RGBA" if pixels.ndim == 3 and pixels.shape[2] == 4 else "RGB"
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels), mode).save(
+        buf, "WEBP", quality=int(quality), alpha_quality=100, method=2, exact=False
+    )
+    return buf.getvalue()
+
+
+def zip_color_alpha(rgb: np.ndarray, alpha: np.ndarray, quality: int = 90) -> bytes:
+    """remove.bg's `format=zip`: `color.jpg` (the colours, black where alpha is 0) and
+    `alpha.png` (the 8-bit mask), stored uncompressed (both are compressed already)."""
+    colour = rgba_cutout(rgb, alpha)[:, :, :3]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("color.jpg", jpeg(colour, quality))
+        archive.writestr("alpha.png", mask_png(alpha))
+    return buf.getvalue()

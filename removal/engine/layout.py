@@ -235,7 +235,9 @@ def apply(
     """Draw the source into a transparent result as `placement` says. Scaling resamples the
     colours premultiplied by alpha, so no colour from under transparent pixels bleeds into
     the edges. Transparent result pixels are black."""
-    if placement.is_identity:
+    # A crop to a foreground box at the origin has zero offsets too: identity only when the
+    # result is also the source's whole size.
+    if placement.is_identity and placement.size == (alpha.shape[1], alpha.shape[0]):
         return rgb, alpha
     width, height = placement.size
     x1, y1, x2, y2 = placement.source

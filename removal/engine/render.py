@@ -7,12 +7,18 @@ at the oriented input's full size, ignores the background and result options, an
 watermark. The result's foreground box is the input's carried through the layout.
 """
 
+import math
+
 import cv2
 import numpy as np
+
+from removal.errors import RemovalError
 
 from . import compose, encode, layout, watermark
 from .segment import SNAP_LOW
 from .types import Box, Cutout, RemovalOptions, RemovalResult
+
+WEBP_TOO_LARGE_ERROR = 2094  # removal/errors.py RESULT_TOO_LARGE_FOR_FORMAT
 
 
 def output_format(options: RemovalOptions) -> str:
@@ -82,9 +88,24 @@ def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
         rgb = compose.estimate_foreground(rgb, alpha)
     rgb, alpha, placement = layout.layout(rgb, alpha, box, options)
     result_box = placement.box(box)
+    result_size = placement.size
+    if options.max_result_pixels is not None:
+        rgb, alpha = _bounded(rgb, alpha, options.max_result_pixels)
+        result_box = scale_box(result_box, result_size, (alpha.shape[1], alpha.shape[0]))
+        result_size = (alpha.shape[1], alpha.shape[0])
+    if fmt == "webp" and max(result_size) > encode.WEBP_MAX_SIDE:
+        raise RemovalError(
+            WEBP_TOO_LARGE_ERROR,
+            f"The result is {result_size[0]} x {result_size[1]} pixels; WebP holds at most "
+            f"{encode.WEBP_MAX_SIDE} per side: ask for png or jpg.",
+        )
     if fmt == "mask":
         body, content_type = _mask(alpha, options), "image/png"
-    elif fmt in ("png", "jpeg"):
+    elif fmt == "zip":
+        if options.test:
+            rgb, alpha = watermark.apply(rgb, alpha)
+        body, content_type = encode.zip_color_alpha(rgb, alpha), "application/zip"
+    elif fmt in ("png", "jpeg", "webp"):
         flat = compose.flatten_background(rgb, alpha, options, opaque=fmt == "jpeg")
         if flat is not None and options.test:
             flat = watermark.apply(flat)
@@ -92,6 +113,9 @@ def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
             rgb, alpha = watermark.apply(rgb, alpha)
         if fmt == "jpeg":
             body, content_type = encode.jpeg(flat, options.jpeg_quality), "image/jpeg"
+        elif fmt == "webp":
+            pixels = flat if flat is not None else encode.rgba_cutout(rgb, alpha)
+            body, content_type = encode.webp(pixels), "image/webp"
         elif flat is not None:
             body, content_type = encode.png(flat), "image/png"
         else:
@@ -102,10 +126,23 @@ def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
         body=body,
         content_type=content_type,
         input_size=cutout.full_size,
-        result_size=placement.size,
+        result_size=result_size,
         input_foreground=input_box,
         result_foreground=result_box,
         orientation=cutout.orientation,
+    )
+
+
+def _bounded(rgb: np.ndarray, alpha: np.ndarray, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rgb` and `alpha` scaled down (aspect kept) to at most `max_pixels`, when larger."""
+    height, width = alpha.shape[:2]
+    if width * height <= max_pixels:
+        return rgb, alpha
+    factor = math.sqrt(max_pixels / (width * height))
+    size = (max(1, math.floor(width * factor)), max(1, math.floor(height * factor)))
+    return (
+        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+        cv2.resize(alpha, size, interpolation=cv2.INTER_AREA),
     )
 
 

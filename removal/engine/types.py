@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-OutputFormat = Literal["auto", "png", "jpeg", "delta_png", "mask"]
+OutputFormat = Literal["auto", "png", "jpeg", "webp", "zip", "delta_png", "mask"]
 VerticalAlignment = Literal["top", "middle", "bottom"]
 Unit = Literal["px", "%"]
 
@@ -76,6 +76,9 @@ class RemovalOptions:
     regions: tuple[Rect, ...] = ()
     # Baidu refine_mask=false: the raw map, no snapping, no colour estimation.
     raw: bool = False
+    # remove.bg's `size`: the finished result (after crop margins) is scaled down to at most
+    # this many pixels; None leaves it as the layout made it.
+    max_result_pixels: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from batches import results
-from removal import calls, idempotency, uploads
+from removal import calls, idempotency, improvements, uploads
 
 
 def _plural(count: int, noun: str) -> str:
@@ -13,16 +13,18 @@ def _plural(count: int, noun: str) -> str:
 class Command(BaseCommand):
     help = (
         "Delete what is past its retention: the website's stored originals and alphas, the "
-        "API's stored answers to Idempotency-Key requests, the call records, and the inputs "
-        "and results of finished batches."
+        "API's stored answers to Idempotency-Key requests, the call records, the images sent "
+        "to /v1.0/improve, and the inputs and results of finished batches."
     )
 
     def handle(self, *args: str, **options: Any) -> None:
         count = uploads.purge_expired()
         answers = idempotency.purge_expired()
         records = calls.purge_expired()
+        improved = improvements.purge_expired()
         batch_results = results.purge_expired()
         self.stdout.write(
             f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')}, "
-            f"{_plural(records, 'call record')} and {_plural(batch_results, 'batch result')}."
+            f"{_plural(records, 'call record')}, {_plural(improved, 'improvement image')} and "
+            f"{_plural(batch_results, 'batch result')}."
         )
