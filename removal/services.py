@@ -7,6 +7,7 @@ and the reservation is settled on success or released on any failure, so a faile
 charges nothing and `charged` is always exactly the ledger entry's amount.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,17 +58,21 @@ def remove_background(
     context: RemovalContext | None = None,
     call: Call | None = None,
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
+    check: Callable[[decode.ImageInfo], None] | None = None,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
     `reference` (the request id) identifies the charge in the ledger; `call` (if any) gets the
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
-    from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
-    credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
-    after releasing the hold.
+    from its header; `check(info)`, if given, refuses options that do not fit this image
+    (Baidu's boxes). Raises RemovalError: input errors (1xxx, 2xxx, 3xxx) before any credit
+    is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises, after
+    releasing the hold.
     """
     data = image_bytes(image)
     info = decode.probe(data, bounds)
+    if check is not None:
+        check(info)
     if call is not None:
         call.test = options.test
         call.saw_input(data, info)

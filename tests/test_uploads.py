@@ -200,7 +200,7 @@ def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, c
     )
     call_command("purge_results")
     assert capsys.readouterr().out.strip() == (
-        "Purged 1 upload, 1 stored API answer and 0 call records."
+        "Purged 1 upload, 1 stored API answer, 0 call records and 0 expired access tokens."
     )
     assert not IdempotentRequest.objects.exists()
     assert list(Upload.objects.values_list("public_id", flat=True)) == [new_id]

@@ -110,7 +110,10 @@ def render(cutout: Cutout, options: RemovalOptions) -> RemovalResult:
 
 
 def _mask(alpha: np.ndarray, options: RemovalOptions) -> bytes:
-    """The alpha as an 8-bit PNG; test results get the watermark as grey lines."""
+    """The alpha as an 8-bit PNG (binary with `mask_threshold`); test results get the
+    watermark as grey lines."""
+    if options.mask_threshold is not None:
+        alpha = np.where(alpha >= options.mask_threshold, 255, 0).astype(np.uint8)
     if options.test:
         alpha = watermark.apply(cv2.merge([alpha] * 3))[..., 0]
     return encode.mask_png(alpha)

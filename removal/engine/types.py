@@ -76,6 +76,9 @@ class RemovalOptions:
     regions: tuple[Rect, ...] = ()
     # Baidu refine_mask=false: the raw map, no snapping, no colour estimation.
     raw: bool = False
+    # output_format "mask": None keeps the 8-bit alpha; a number makes it binary (alpha at or
+    # above it white, the rest black), as Baidu's return_form=mask is.
+    mask_threshold: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from removal import calls, idempotency, uploads
+from removal import calls, idempotency, tokens, uploads
 
 
 def _plural(count: int, noun: str) -> str:
@@ -12,14 +12,16 @@ def _plural(count: int, noun: str) -> str:
 class Command(BaseCommand):
     help = (
         "Delete what is past its retention: the website's stored originals and alphas, the "
-        "API's stored answers to Idempotency-Key requests, and the call records."
+        "API's stored answers to Idempotency-Key requests, the call records and expired Baidu "
+        "access tokens."
     )
 
     def handle(self, *args: str, **options: Any) -> None:
         count = uploads.purge_expired()
         answers = idempotency.purge_expired()
         records = calls.purge_expired()
+        expired = tokens.purge_expired()
         self.stdout.write(
-            f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')} "
-            f"and {_plural(records, 'call record')}."
+            f"Purged {_plural(count, 'upload')}, {_plural(answers, 'stored API answer')}, "
+            f"{_plural(records, 'call record')} and {_plural(expired, 'expired access token')}."
         )
