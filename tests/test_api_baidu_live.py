@@ -308,4 +308,3 @@ def test_the_filter_scrubs_messages_arguments_and_tracebacks():
     assert "s3cret" not in text and "t0ken" not in text and "r3fresh" not in text
     assert "/x?client_secret=[scrubbed]&access_token=[scrubbed]&a=1" in text
     assert "ValueError: fetching /y?access_token=[scrubbed] failed" in text
-
