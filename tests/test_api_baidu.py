@@ -431,6 +431,9 @@ BOXES = [[[10, 10], [200, 200]]]
         {"method": "control", "position": [[[-1, 0], [5, 5]]]},
         {"method": "control", "position": [[["a", 0], [5, 5]]]},
         {"method": "control", "position": BOXES * 11},
+        {"method": "control", "position": "[[[NaN, 0], [50, 50]]]"},
+        {"method": "control", "position": "[[[0, 0], [1e400, 50]]]"},
+        {"method": "control", "position": "[[[0, 0], [Infinity, 50]]]"},
         {"url": "http://example.com/" + "a" * 1020},
         {"url": 12},
     ],
@@ -444,9 +447,12 @@ def test_every_bad_parameter_is_216100(client, alice, token, fields):
     assert charges(alice) == []
 
 
-def test_a_body_that_starts_like_json_but_is_not_is_216100(client, alice, token):
+@pytest.mark.parametrize(
+    "body", [b'{"image": ', b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"{\xff}"]
+)
+def test_a_body_that_starts_like_json_but_is_not_is_216100(client, alice, token, body):
     response = client.post(
-        f"{SEGMENT_PATH}?access_token={token}", b'{"image": ', content_type="application/json"
+        f"{SEGMENT_PATH}?access_token={token}", body, content_type="application/json"
     )
     assert_baidu_error(response, 216100)
 

@@ -34,7 +34,7 @@ def fields_of(request: Request) -> Mapping[str, Any]:
     if raw.lstrip()[:1] == b"{":
         try:
             fields = json.loads(raw)
-        except ValueError as exc:  # UnicodeDecodeError is one
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise RemovalError(
                 errors.UNPARSABLE_BODY, f"The body starts with '{{' but is not JSON: {exc}."
             ) from None
