@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("removal", "0004_call_records_and_fingerprints"),
+        ("removal", "0005_upload_previews_and_tryouts"),
     ]
 
     operations = [
