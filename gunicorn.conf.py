@@ -13,6 +13,8 @@ master (no preload): onnxruntime's thread pools do not survive a fork.
 
 import os
 
+from gunicorn.glogging import Logger
+
 
 def _cores() -> int:
     try:
@@ -43,6 +45,23 @@ accesslog = "-"
 # The common log format with the serving worker's pid, so a log shows which worker answered.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s'
 errorlog = "-"
+
+
+class ScrubbingLogger(Logger):
+    """gunicorn's logger, with `access_token=` and `client_secret=` values scrubbed from the
+    access log's request line (`%(r)s`, Baidu's clients send both in the query) and from
+    error lines (webapp/logs.py)."""
+
+    def setup(self, cfg: object) -> None:
+        super().setup(cfg)
+        from webapp.logs import ScrubSecrets
+
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, ScrubSecrets) for f in log.filters):
+                log.addFilter(ScrubSecrets())
+
+
+logger_class = ScrubbingLogger
 # Keep the worker heartbeat off a disk-backed /tmp (containers often have a slow overlay).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 

@@ -8,6 +8,7 @@ attempt from that address gets a 429 until the window closes.
 import base64
 import binascii
 from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -19,6 +20,7 @@ from removal.errors import RemovalError
 from removal.models import ApiKey
 
 FAILURE_WINDOW_S = 60
+T = TypeVar("T")
 
 
 def split_pair(pair: str) -> tuple[str, str]:
@@ -31,13 +33,9 @@ def split_pair(pair: str) -> tuple[str, str]:
     return key_id, secret
 
 
-def verify_pair(
-    request: Request, parse: Callable[[], tuple[str, str]]
-) -> tuple[AbstractBaseUser, ApiKey]:
-    """Run `parse()` -> (id, secret) and verify it; returns DRF's (user, key).
-
-    Every failure inside is counted against the caller's address.
-    """
+def counted_failures(request: Request, attempt: Callable[[], T]) -> T:
+    """Run `attempt()`, counting each RemovalError it raises against the caller's address;
+    past CUTOUT_API_AUTH_FAILURE_LIMIT in the window, refuse (4290) without trying."""
     key = f"apiauth:{limits.client_address(request.META)}"
     if limits.count(key, FAILURE_WINDOW_S) >= settings.CUTOUT_API_AUTH_FAILURE_LIMIT:
         raise RemovalError(
@@ -46,15 +44,30 @@ def verify_pair(
             retry_after=limits.retry_after(FAILURE_WINDOW_S),
         )
     try:
+        return attempt()
+    except RemovalError:
+        limits.hit(key, FAILURE_WINDOW_S)
+        raise
+
+
+def verify_pair(
+    request: Request, parse: Callable[[], tuple[str, str]]
+) -> tuple[AbstractBaseUser, ApiKey]:
+    """Run `parse()` -> (id, secret) and verify it; returns DRF's (user, key).
+
+    Every failure inside is counted against the caller's address.
+    """
+
+    def attempt() -> ApiKey:
         key_id, secret = parse()
         api_key = keys.verify(key_id, secret)
         if api_key is None:
             # The call record goes to the account whose key id was tried (removal/api/recording.py).
             request._request.failed_api_key = keys.find(key_id)
             raise RemovalError(errors.BAD_CREDENTIALS)
-    except RemovalError:
-        limits.hit(key, FAILURE_WINDOW_S)
-        raise
+        return api_key
+
+    api_key = counted_failures(request, attempt)
     return api_key.user, api_key
 
 

@@ -40,6 +40,9 @@ TOO_MANY_PIXELS = define(1008, 400, "The image has more than 32,000,000 pixels."
 TOO_SMALL = define(1009, 400, "The image is too small to process.")
 UNPARSABLE_BODY = define(1010, 400, "The request body could not be parsed.")
 ASPECT_TOO_EXTREME = define(1012, 400, "The image's sides differ by more than 1000:1.")
+# 1030-1039: Baidu's segment endpoint (removal/api/baidu/).
+BAIDU_IMAGE_TOO_LARGE = define(1030, 400, "image is longer than 10 MB of base64 text.")
+BAIDU_URL_TOO_LONG = define(1031, 400, "url is longer than 1024 bytes.")
 SIDE_TOO_LONG = define(1013, 400, "A side of the image is longer than this API accepts.")
 FILE_TOO_LARGE = define(1014, 400, "The image file is larger than this API accepts.")
 # 1015-1018: the decoding budget (removal/engine/budget.py), counted before the codec runs.
@@ -86,6 +89,15 @@ RBG_SEVERAL_BACKGROUNDS = define(
     2019, 400, "Send at most one of bg_color, bg_image_url and bg_image_file."
 )
 RBG_BAD_BG_IMAGE_FILE = define(2020, 400, "bg_image_file must be an uploaded file.")
+# 2040-2049: Baidu's segment options (removal/api/baidu/options.py).
+BAD_RETURN_FORM = define(2040, 400, "return_form must be rgba or mask.")
+BAD_REFINE_MASK = define(2041, 400, "refine_mask must be true or false.")
+BAD_METHOD = define(2042, 400, "method must be auto or control.")
+BAD_POSITION = define(2043, 400, "position must be a list of boxes [[[x1, y1], [x2, y2]], ...].")
+NO_POSITION = define(2044, 400, "method=control needs position, a list of boxes.")
+POSITION_TOO_SMALL = define(
+    2045, 400, "Each position box must cover at least 10 x 10 pixels inside the image."
+)
 # 2090-2099: values that are wrong only for this image, raised by the engine.
 REGION_OUTSIDE = define(2090, 400, "A region (roi / control box) lies outside the image.")
 REGION_EMPTY = define(2091, 400, "A region (roi / control box) is empty.")
@@ -116,6 +128,14 @@ BG_URL_TOO_LARGE = define(3015, 400, "bg_image_url: the download is too large.")
 # 4xxx: credentials, credits, limits and HTTP-level refusals.
 NO_CREDENTIALS = define(4001, 401, "Missing or malformed credentials.")
 BAD_CREDENTIALS = define(4002, 401, "Unknown or revoked API id, or wrong secret.")
+# 4003-4009: Baidu's access tokens (removal/tokens.py, removal/api/baidu/).
+BAD_ACCESS_TOKEN = define(4003, 401, "Access token invalid or no longer valid.")
+ACCESS_TOKEN_EXPIRED = define(4004, 401, "Access token expired.")
+NO_ACCESS_TOKEN = define(4005, 401, "Missing access_token.")
+UNKNOWN_CLIENT = define(4006, 401, "unknown client id")
+UNSUPPORTED_GRANT_TYPE = define(
+    4007, 400, "The authorization grant type is not supported: use client_credentials."
+)
 NOT_ENOUGH_CREDITS = define(4020, 402, "Not enough credits.")
 CREDITS_LAPSED = define(4021, 402, "Your credits have lapsed (useBefore has passed).")
 FORBIDDEN = define(4030, 403, "You may not do this.")

@@ -197,3 +197,20 @@ class Improvement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename or 'unnamed'})"
+
+
+class AccessToken(models.Model):
+    """A Baidu-style OAuth access token for one API key (removal/tokens.py): stored only as its
+    HMAC, like the key's secret; dead with its key, and deleted by `purge_results` once expired.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="access_tokens")
+    token_hmac = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["api_key", "created_at"], name="removal_token_key_made")]
+
+    def __str__(self) -> str:
+        return f"token of {self.api_key.key_id} until {self.expires_at:%Y-%m-%d}"

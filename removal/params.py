@@ -12,6 +12,7 @@ some clients send every field), so the default applies. Unknown fields are ignor
 """
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -230,6 +231,9 @@ def _box_corners(box: Any) -> tuple[float, float, float, float] | None:
     if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in corners):
         return None
     x1, y1, x2, y2 = (float(c) for c in corners)
+    # JSON allows NaN and Infinity (and 1e400 is infinite): neither is a pixel.
+    if not all(math.isfinite(c) for c in (x1, y1, x2, y2)):
+        return None
     if min(x1, y1) < 0 or x2 - x1 < BOX_MIN_SIDE or y2 - y1 < BOX_MIN_SIDE:
         return None
     return x1, y1, x2, y2

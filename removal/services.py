@@ -7,6 +7,7 @@ and the reservation is settled on success or released on any failure, so a faile
 charges nothing and `charged` is always exactly the ledger entry's amount.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -71,19 +72,23 @@ def remove_background(
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
     source: Reservation | None = None,
     require_foreground: bool = False,
+    check: Callable[[decode.ImageInfo], None] | None = None,
 ) -> Removal:
     """Remove the background of `image` for `user`, charging `product`'s price on success.
 
     `reference` (the request id) identifies the charge in the ledger; `source` (a batch hold)
     pays instead of the balance (removal/charging.py); `call` (if any) gets the
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
-    from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
-    credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
-    after releasing the hold. With `require_foreground` (remove.bg) a result with no
-    foreground is a failure (2093), so it is not charged.
+    from its header; `check(info)`, if given, refuses options that do not fit this image
+    (Baidu's boxes). Raises RemovalError: input errors (1xxx, 2xxx, 3xxx) before any credit
+    is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises, after
+    releasing the hold. With `require_foreground` (remove.bg) a result with no foreground is a
+    failure (2093), so it is not charged.
     """
     data = image_bytes(image)
     info = decode.probe(data, bounds)
+    if check is not None:
+        check(info)
     if call is not None:
         call.test = options.test
         call.saw_input(data, info)

@@ -47,12 +47,20 @@ schema = schemathesis.openapi.from_wsgi(SCHEMA_PATH, get_wsgi_application())
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
-def test_the_schema_is_openapi_3_with_both_pixian_operations(client):
+def test_the_schema_is_openapi_3_with_the_pixian_and_baidu_operations(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200
     document = yaml.safe_load(response.content)
     assert document["openapi"].startswith("3.")
-    assert {"/api/v2/remove-background", "/api/v2/account"} <= set(document["paths"])
+    assert {
+        "/api/v2/remove-background",
+        "/api/v2/account",
+        "/v1.0/removebg",
+        "/v1.0/account",
+        "/v1.0/improve",
+        "/oauth/2.0/token",
+        "/rest/2.0/image-process/v1/segment",
+    } <= set(document["paths"])
     post = document["paths"]["/api/v2/remove-background"]["post"]
     assert set(post["requestBody"]["content"]) == {
         "multipart/form-data",
@@ -168,7 +176,29 @@ def test_the_docs_page_renders_offline_from_the_projects_own_files(live_server, 
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{live_server.url}/api/docs/")
     page.locator(".opblock").first.wait_for(timeout=30_000)
-    assert page.locator(".opblock").count() == 5  # Pixian's two, remove.bg's three
+    # Pixian 2, remove.bg 3, Baidu's token 2 (GET, POST) and segment 1.
+    assert page.locator(".opblock").count() == 8
     assert page.get_by_text("/api/v2/remove-background", exact=True).count() == 1
     outside = [url for url in requested if not url.startswith((live_server.url, "data:"))]
     assert outside == []
+
+
+def test_the_baidu_operations_are_described_as_they_answer(client):
+    document = yaml.safe_load(client.get("/api/schema/").content)
+    token = document["paths"]["/oauth/2.0/token"]
+    assert set(token) == {"get", "post"}
+    assert set(token["post"]["responses"]) == {"200", "400", "401", "405", "429"}
+    assert (
+        "brain_all_scope"
+        in token["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"][
+            "scope"
+        ]["description"]
+    )
+    segment = document["paths"]["/rest/2.0/image-process/v1/segment"]["post"]
+    assert set(segment["responses"]) == {"200"}
+    assert set(segment["requestBody"]["content"]) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+    }
+    assert segment["security"] == [{"baiduAccessToken": []}]
+    assert document["components"]["securitySchemes"]["baiduAccessToken"]["in"] == "query"

@@ -200,8 +200,8 @@ def test_expired_uploads_are_gone_and_purge_results_deletes_their_files(alice, c
     )
     call_command("purge_results")
     assert capsys.readouterr().out.strip() == (
-        "Purged 1 upload, 1 stored API answer, 0 call records, 0 improvement images and 0 "
-        "batch results."
+        "Purged 1 upload, 1 stored API answer, 0 call records, 0 improvement images, 0 expired "
+        "access tokens and 0 batch results."
     )
     assert not IdempotentRequest.objects.exists()
     assert list(Upload.objects.values_list("public_id", flat=True)) == [new_id]

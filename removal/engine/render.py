@@ -147,7 +147,10 @@ def _bounded(rgb: np.ndarray, alpha: np.ndarray, max_pixels: int) -> tuple[np.nd
 
 
 def _mask(alpha: np.ndarray, options: RemovalOptions) -> bytes:
-    """The alpha as an 8-bit PNG; test results get the watermark as grey lines."""
+    """The alpha as an 8-bit PNG (binary with `mask_threshold`); test results get the
+    watermark as grey lines."""
+    if options.mask_threshold is not None:
+        alpha = np.where(alpha >= options.mask_threshold, 255, 0).astype(np.uint8)
     if options.test:
         alpha = watermark.apply(cv2.merge([alpha] * 3))[..., 0]
     return encode.mask_png(alpha)

@@ -79,6 +79,9 @@ class RemovalOptions:
     # remove.bg's `size`: the finished result (after crop margins) is scaled down to at most
     # this many pixels; None leaves it as the layout made it.
     max_result_pixels: int | None = None
+    # output_format "mask": None keeps the 8-bit alpha; a number makes it binary (alpha at or
+    # above it white, the rest black), as Baidu's return_form=mask is.
+    mask_threshold: int | None = None
 
 
 @dataclass(frozen=True)
