@@ -221,7 +221,7 @@ def test_purge_results_deletes_expired_tokens_only(client, alice_key, capsys):
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     call_command("purge_results")
-    assert "1 expired access token." in capsys.readouterr().out
+    assert "1 expired access token " in capsys.readouterr().out
     assert list(AccessToken.objects.values_list("token_hmac", flat=True)) == [
         keys.hash_secret(live)
     ]
