@@ -38,7 +38,7 @@ def verify_pair(
 
     Every failure inside is counted against the caller's address.
     """
-    key = f"apiauth:{limits.client_address(request.META)}"
+    key = f"apiauth:{limits.client_block(limits.client_address(request.META))}"
     if limits.count(key, FAILURE_WINDOW_S) >= settings.CUTOUT_API_AUTH_FAILURE_LIMIT:
         raise RemovalError(
             errors.RATE_LIMITED,

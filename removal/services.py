@@ -7,6 +7,7 @@ and the reservation is settled on success or released on any failure, so a faile
 charges nothing and `charged` is always exactly the ledger entry's amount.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from billing import pricing
-from removal import active_engine, charging, fetch
+from removal import active_engine, charging, fetch, limits
 from removal.calls import Call
 from removal.engine import decode
 from removal.engine.types import RemovalContext, RemovalOptions, RemovalResult
@@ -62,24 +63,28 @@ def remove_background(
 
     `reference` (the request id) identifies the charge in the ledger; `call` (if any) gets the
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
-    from its header. Raises RemovalError: input errors (1xxx, 3xxx) before any
-    credit is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises,
+    from its header. Test calls are free work: they hold a site-wide free slot from before
+    the fetch and spend the account's free pixels before any decoding (4291/4292). Raises
+    RemovalError: input errors (1xxx, 3xxx) before any credit is touched, 4020/4021 when the
+    balance cannot pay, and whatever the engine raises (5041 past the engine's time-out),
     after releasing the hold.
     """
-    data = image_bytes(image)
-    info = decode.probe(data, bounds)
-    if call is not None:
-        call.test = options.test
-        call.saw_input(data, info)
-    engine = active_engine.get_remover()
-    paid = charging.run(
-        user,
-        pricing.quote(product, test=options.test),
-        reference,
-        lambda: engine.remove(data, options, context),
-        due=upstream_due,
-        call=call,
-    )
+    with limits.free_work() if options.test else nullcontext():
+        data = image_bytes(image)
+        info = decode.probe(data, bounds)
+        if options.test:
+            limits.spend_free_pixels(f"user:{user.pk}", info.width * info.height)
+        if call is not None:
+            call.test = options.test
+            call.saw_input(data, info)
+        paid = charging.run(
+            user,
+            pricing.quote(product, test=options.test),
+            reference,
+            lambda: active_engine.remove(data, options, context, free=options.test),
+            due=upstream_due,
+            call=call,
+        )
     if call is not None:
         call.saw_result(paid.result)
     return Removal(
