@@ -18,12 +18,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
-
 from tests.support_api import PIXIAN_PATH, basic, photo
 from tests.support_gunicorn import (
     REPO,
-    SERVED_EMAIL,
     Gunicorn,
     get,
     gunicorn,
@@ -31,7 +28,6 @@ from tests.support_gunicorn import (
     prepare_site,
     server_env,
 )
-from tests.support_http import image_host  # noqa: F401  (fixture)
 
 SMALL_LIMITS = {
     "CUTOUT_CLIENT_TIMEOUT_S": "5",
