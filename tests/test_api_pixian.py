@@ -710,3 +710,29 @@ def test_a_users_answers_past_the_window_are_deleted_as_new_keys_come(api, alice
     assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"old-b", "new-a"}
     assert idempotency.purge_expired() == 1
     assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new-a"]
+
+
+def test_free_calls_past_the_site_wide_cap_are_429_before_the_image_is_read(api, settings, alice):
+    from removal import limits
+
+    settings.CUTOUT_FREE_CONCURRENCY = 1
+    with limits.free_work():
+        response = api.post(PIXIAN_PATH, {"image": upload(b"not even an image"), "test": "true"})
+        assert_error(response, 429, 4291)
+        assert response["Retry-After"]
+        # Paid work does not count against the free cap.
+        assert api.post(PIXIAN_PATH, {"image": upload(photo())}).status_code == 200
+    assert limits.free_work_in_flight() == 0
+    assert api.post(PIXIAN_PATH, {"image": upload(photo()), "test": "true"}).status_code == 200
+
+
+def test_free_calls_spend_a_per_account_pixel_budget(api, bob_api, settings, alice):
+    settings.CUTOUT_FREE_MEGAPIXELS_PER_MINUTE = 1
+    big = photo(size=(800, 1000))  # 0.8 MP: one fits the budget, two do not
+    assert api.post(PIXIAN_PATH, {"image": upload(big), "test": "true"}).status_code == 200
+    response = api.post(PIXIAN_PATH, {"image": upload(big), "test": "true"})
+    assert_error(response, 429, 4292)
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # Another account has its own budget; paid calls have none.
+    assert bob_api.post(PIXIAN_PATH, {"image": upload(big), "test": "true"}).status_code == 200
+    assert api.post(PIXIAN_PATH, {"image": upload(photo())}).status_code == 200
