@@ -34,7 +34,8 @@ os.environ["CUTOUT_INFERENCE_THREADS"] = str(_threads)
 wsgi_app = "webapp.wsgi:application"
 bind = ["127.0.0.1:8000"]
 # Engine processes per web worker (Django's settings read this in each worker).
-_engine_processes = int(os.environ.get("CUTOUT_ENGINE_PROCESSES") or max(1, _cores() // _threads))
+# (0: the engine runs in the web worker itself, without the time-out backstop.)
+_engine_processes = int(os.environ.get("CUTOUT_ENGINE_PROCESSES", max(1, _cores() // _threads)))
 os.environ["CUTOUT_ENGINE_PROCESSES"] = str(_engine_processes)
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or 1)
