@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from webapp import serving
 
@@ -40,13 +40,13 @@ def nginx_binary() -> str:
 class Command(BaseCommand):
     help = "Serve Cutout for production: nginx in front of gunicorn."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000", help="nginx's HOST:PORT")
         parser.add_argument(
             "--app-bind", default="", help="gunicorn's HOST:PORT (default: a free loopback port)"
         )
 
-    def handle(self, *args, bind: str, app_bind: str, **options) -> None:
+    def handle(self, *args: str, bind: str, app_bind: str, **options: object) -> None:
         host, _, port = bind.rpartition(":")
         nginx = nginx_binary()
         app = app_bind or f"127.0.0.1:{free_port('127.0.0.1')}"
