@@ -53,6 +53,8 @@ def server_env(data_dir: Path, **env: str | None) -> dict[str, str]:
         # Production's engine pool, not the suite's in-process engine (tests/envdefaults.py).
         "CUTOUT_ENGINE_PROCESSES": None,
         "CUTOUT_INFERENCE_THREADS": None,
+        # Each server's limits apart from the suite's and other servers' when REDIS_URL is set.
+        "CUTOUT_CACHE_PREFIX": f"{data_dir.name}-{abs(hash(str(data_dir)))}",
         **env,
     }
     return {name: value for name, value in merged.items() if value is not None}
