@@ -1,14 +1,20 @@
-"""Gunicorn for Cutout: `gunicorn -c gunicorn.conf.py webapp.wsgi` (or `make serve`).
+"""Gunicorn for Cutout: `manage.py serve` (or `make serve`) runs it behind nginx; by hand:
+`gunicorn -c gunicorn.conf.py`.
 
-Sizing: inference is CPU-bound, so workers × CUTOUT_INFERENCE_THREADS should equal the cores.
-Measured on 2 cores (docs/BENCHMARKS.md, "Serving under load"): 2 workers × 1 thread gives
-the most images per second, 1 worker × 2 threads the lowest latency for a single request.
-The default here is throughput: one single-threaded worker per core. Override with
-WEB_CONCURRENCY (workers) and CUTOUT_INFERENCE_THREADS (threads per worker).
+Sizing: the CPU-bound work (decoding, inference, rendering) runs in each web worker's pool of
+engine processes (CUTOUT_ENGINE_PROCESSES, default cores ÷ CUTOUT_INFERENCE_THREADS;
+removal/engine/pool.py), so a web worker's threads only parse, wait and answer. Threads
+(`gthread`) are cheap to keep waiting: a call that waits 170 s on the upstream in reseller
+mode, or on an `image.url` download, holds a thread, never a core. One web worker keeps the
+engine pool, its paid-before-free queue and the free-work cap in one place; more
+(WEB_CONCURRENCY) each get their own pool. Measured in docs/BENCHMARKS.md ("Serving").
 
-Each worker loads and warms the engine once, after it has loaded Django and before it accepts
-its first request (`post_worker_init`), never per request. The model is not loaded in the
-master (no preload): onnxruntime's thread pools do not survive a fork.
+Slow clients never reach a thread: nginx in front (`manage.py serve`) reads whole requests
+and buffers answers before they touch gunicorn.
+
+Each worker starts and warms its engine processes once, after it has loaded Django and
+before it accepts its first request (`post_worker_init`), never per request. Nothing is
+loaded in the master (no preload): onnxruntime's thread pools do not survive a fork.
 """
 
 import os
@@ -29,21 +35,28 @@ os.environ["CUTOUT_INFERENCE_THREADS"] = str(_threads)
 
 wsgi_app = "webapp.wsgi:application"
 bind = ["127.0.0.1:8000"]
-workers = int(os.environ.get("WEB_CONCURRENCY") or max(1, _cores() // _threads))
-# One request at a time per worker: the model already uses the worker's share of the cores.
-worker_class = "sync"
-threads = 1
-# Above the upstream deadline (CUTOUT_UPSTREAM_DEADLINE_S, 170 s) plus the fetch of image.url,
-# so that gunicorn never kills a request that is still within its own deadlines.
-timeout = 240
+# Engine processes per web worker (Django's settings read this in each worker).
+# (0: the engine runs in the web worker itself, without the time-out backstop.)
+_engine_processes = int(os.environ.get("CUTOUT_ENGINE_PROCESSES", max(1, _cores() // _threads)))
+os.environ["CUTOUT_ENGINE_PROCESSES"] = str(_engine_processes)
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or 1)
+worker_class = "gthread"
+# Requests in flight per worker: waits (engine queue, upstream, image.url) hold threads only.
+threads = int(os.environ.get("CUTOUT_WEB_THREADS") or 64)
+# gthread's heartbeat: a worker whose main loop stalls this long is restarted. Requests are
+# bounded by CUTOUT_REQUEST_TIMEOUT_S (the proxy) and CUTOUT_ENGINE_TIMEOUT_S (the pool).
+timeout = 60
 # A restart or a deploy lets started requests finish: the spec forbids dropping them.
-graceful_timeout = 240
+graceful_timeout = int(os.environ.get("CUTOUT_REQUEST_TIMEOUT_S") or 240)
 keepalive = 5
-# Requests wait here while every worker is busy instead of being refused.
+# Requests wait here while every thread is busy instead of being refused.
 backlog = 2048
 accesslog = "-"
 # The common log format with the serving worker's pid, so a log shows which worker answered.
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s'
+# The path only (%(U)s): a query string may carry an access_token; no header is logged, not
+# even the user name gunicorn's %(u)s takes from an Authorization header.
+access_log_format = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" pid=%(p)s'
 errorlog = "-"
 
 
@@ -67,10 +80,13 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def post_worker_init(worker: object) -> None:
-    """Load and warm the engine before this worker takes traffic."""
+    """Start and warm the engine before this worker takes traffic."""
     from removal import active_engine
 
-    active_engine.get_remover()
+    active_engine.warm()
     worker.log.info(
-        "worker %s: engine loaded and warm (%s inference thread(s))", worker.pid, _threads
+        "worker %s: engine loaded and warm (%s engine process(es), %s inference thread(s))",
+        worker.pid,
+        _engine_processes,
+        _threads,
     )

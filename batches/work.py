@@ -22,8 +22,6 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -63,11 +61,8 @@ def reference(batch_id: object, item: BatchItem) -> str:
     return f"batch:{batch_id}:{item.number}:{item.failures}"
 
 
-@contextmanager
-def free_work_cap(user: AbstractBaseUser, test: bool) -> Iterator[None]:
-    """THE hook for the free-work caps of issue 18 (`limits.free_work()`): a test item must
-    count against them as an API test call does. Until they land there is nothing to take."""
-    yield
+# Limits that pass with time: the item waits for them and the attempt is not counted.
+WAIT_CODES = frozenset({errors.RATE_LIMITED, errors.FREE_WORK_BUSY, errors.FREE_PIXELS_SPENT})
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -208,7 +203,9 @@ def process(item: BatchItem) -> None:
     heartbeat.start()
     status, code = 200, None
     try:
-        with limits.in_flight(f"user:{user.pk}"), free_work_cap(user, batch.test):
+        # A test item takes the site's free-work slot and pixel budget inside
+        # services.remove_background, as an API test call does.
+        with limits.in_flight(f"user:{user.pk}"):
             _check_storage(user)
             options = parse_pixian_options({**batch.options, **item.options})
             removal = services.remove_background(
@@ -224,7 +221,7 @@ def process(item: BatchItem) -> None:
             )
     except RemovalError as exc:
         status, code = exc.status, exc.code
-        if exc.code == errors.RATE_LIMITED:
+        if exc.code in WAIT_CODES:
             _wait_for_slot(item, exc.retry_after or 1)
             return
         if _is_transient(exc):

@@ -1,21 +1,31 @@
 """Which `Remover` serves this process, built from settings (the engine itself never reads them).
 
-`get_remover()` builds the engine lazily on first use and keeps it for the life of the process
-(one model session per process, shared by every thread). Nothing here runs at import time, so
-management commands and migrations never need the model.
+The service code calls `remove()`, `analyse()` and `render()` here, never an engine directly:
+with `CUTOUT_ENGINE_PROCESSES` > 0 the local engine runs in a pool of engine processes
+(removal/engine/pool.py) where a job past `CUTOUT_ENGINE_TIMEOUT_S` is killed, paid work is
+admitted ahead of free work, and a web worker's threads only wait; with 0 it runs in this
+process (development, the test suite). `get_remover()` builds the in-process engine lazily
+and keeps it for the life of the process (one model session, shared by every thread).
+Nothing here runs at import time, so management commands and migrations never need the model.
 """
 
+import functools
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 
-from removal.engine import registry
+from removal import errors
+from removal.engine import pool, registry
 from removal.engine.local import LocalRemover
 from removal.engine.segment import ModelMissingError
-from removal.engine.types import Remover
+from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult, Remover
+from removal.errors import RemovalError
 
 _lock = threading.Lock()
 _remover: Remover | None = None
+_pool: pool.EnginePool | None = None
 
 
 class EngineUnavailableError(RuntimeError):
@@ -46,14 +56,34 @@ def custom_models() -> dict[str, registry.ModelSpec]:
     return {name: spec}
 
 
+def local_factory() -> Callable[[], LocalRemover]:
+    """The local engine's constructor with its settings bound (picklable: an engine process
+    builds its own engine with it)."""
+    return functools.partial(
+        LocalRemover.from_name,
+        settings.CUTOUT_MODEL,
+        settings.CUTOUT_MODELS_DIR,
+        threads=settings.CUTOUT_INFERENCE_THREADS,
+        custom=custom_models(),
+    )
+
+
+def check_model() -> None:
+    """EngineUnavailableError for an unknown or uninstalled model, without loading it."""
+    try:
+        spec = registry.get_spec(settings.CUTOUT_MODEL, custom_models())
+    except registry.UnknownModelError as exc:
+        raise EngineUnavailableError(str(exc)) from exc
+    if not spec.path(settings.CUTOUT_MODELS_DIR).is_file():
+        raise EngineUnavailableError(
+            f"model file {spec.path(settings.CUTOUT_MODELS_DIR)} is missing: run "
+            f"`python manage.py install_model {spec.name}`"
+        )
+
+
 def build_local() -> LocalRemover:
     try:
-        return LocalRemover.from_name(
-            settings.CUTOUT_MODEL,
-            settings.CUTOUT_MODELS_DIR,
-            threads=settings.CUTOUT_INFERENCE_THREADS,
-            custom=custom_models(),
-        )
+        return local_factory()()
     except (ModelMissingError, registry.UnknownModelError) as exc:
         raise EngineUnavailableError(str(exc)) from exc
 
@@ -73,3 +103,79 @@ def get_remover() -> Remover:
             if _remover is None:
                 _remover = build_remover()
     return _remover
+
+
+def uses_pool() -> bool:
+    return settings.CUTOUT_ENGINE_PROCESSES > 0 and settings.CUTOUT_ENGINE == "local"
+
+
+def get_pool() -> pool.EnginePool:
+    """The process-wide pool of engine processes, started (and warm) on first call."""
+    global _pool
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                check_model()
+                started = pool.EnginePool(
+                    local_factory(),
+                    settings.CUTOUT_ENGINE_PROCESSES,
+                    settings.CUTOUT_ENGINE_TIMEOUT_S,
+                )
+                try:
+                    started.start()
+                except pool.EngineFailedError as exc:
+                    raise EngineUnavailableError(str(exc)) from exc
+                _pool = started
+    return _pool
+
+
+def warm() -> None:
+    """Load the engine (or start the pool) before the first request needs it."""
+    if uses_pool():
+        get_pool()
+    else:
+        get_remover()
+
+
+def _run(method: str, args: tuple, free: bool) -> Any:
+    if not uses_pool():
+        return getattr(get_remover(), method)(*args)
+    try:
+        return get_pool().call(
+            method,
+            args,
+            priority=pool.FREE if free else pool.PAID,
+            wait_s=settings.CUTOUT_REQUEST_TIMEOUT_S,
+        )
+    except pool.EngineTimeoutError:
+        raise RemovalError(errors.ENGINE_TIMEOUT) from None
+    except pool.EngineBusyError:
+        raise RemovalError(errors.ENGINE_BUSY, retry_after=5) from None
+    except pool.EngineFailedError as exc:
+        raise RemovalError(errors.ENGINE_FAILED, retry_after=1) from exc
+
+
+def remove(
+    data: bytes,
+    options: RemovalOptions,
+    context: RemovalContext | None = None,
+    *,
+    free: bool = False,
+) -> RemovalResult:
+    """The configured engine's `remove`; `free` work (test mode) queues behind paid work.
+    Raises RemovalError: the engine's own, 5041 past CUTOUT_ENGINE_TIMEOUT_S, 5031/5032."""
+    return _run("remove", (data, options, context), free)
+
+
+def analyse(
+    data: bytes,
+    options: RemovalOptions,
+    context: RemovalContext | None = None,
+    *,
+    free: bool = False,
+) -> Cutout:
+    return _run("analyse", (data, options, context), free)
+
+
+def render(cutout: Cutout, options: RemovalOptions, *, free: bool = False) -> RemovalResult:
+    return _run("render", (cutout, options), free)

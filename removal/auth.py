@@ -36,7 +36,7 @@ def split_pair(pair: str) -> tuple[str, str]:
 def counted_failures(request: Request, attempt: Callable[[], T]) -> T:
     """Run `attempt()`, counting each RemovalError it raises against the caller's address;
     past CUTOUT_API_AUTH_FAILURE_LIMIT in the window, refuse (4290) without trying."""
-    key = f"apiauth:{limits.client_address(request.META)}"
+    key = f"apiauth:{limits.client_block(limits.client_address(request.META))}"
     if limits.count(key, FAILURE_WINDOW_S) >= settings.CUTOUT_API_AUTH_FAILURE_LIMIT:
         raise RemovalError(
             errors.RATE_LIMITED,

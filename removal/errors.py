@@ -157,6 +157,13 @@ TRYOUT_LIMIT = define(
     "You have used today's free try-outs from this address. Sign up to go on: test mode is free.",
 )
 RATE_LIMITED = define(4290, 429, "Rate or concurrency limit reached; retry later.")
+# Free work (test mode, try-outs) is capped site-wide and per account (removal/limits.py).
+FREE_WORK_BUSY = define(
+    4291, 429, "Too much free (test-mode) work is running on this site right now; retry later."
+)
+FREE_PIXELS_SPENT = define(
+    4292, 429, "This account's free (test-mode) pixel budget for this minute is spent."
+)
 
 # 6001-6099: batches (batches/); an item's own failure keeps the code of its cause.
 BATCH_BODY = define(
@@ -189,7 +196,13 @@ BATCH_WORKER_LOST = define(6012, 500, "The item's worker stopped before it finis
 INTERNAL = define(5000, 500, "Internal error.")
 UPSTREAM_FAILED = define(5020, 502, "The upstream service failed.")
 UPSTREAM_UNAVAILABLE = define(5030, 503, "The upstream service is unavailable.")
+# The engine pool (removal/engine/pool.py) and the reverse proxy in front of gunicorn.
+ENGINE_BUSY = define(5031, 503, "Every engine is busy; retry later.")
+ENGINE_FAILED = define(5032, 503, "The engine failed on this request; retry later.")
+SERVER_UNAVAILABLE = define(5033, 503, "The service is restarting or unavailable; retry later.")
 UPSTREAM_TIMEOUT = define(5040, 504, "The upstream service timed out.")
+ENGINE_TIMEOUT = define(5041, 504, "Processing this image took too long and was stopped.")
+REQUEST_TIMEOUT = define(5042, 504, "The request took too long and was stopped.")
 
 
 def spec_for(code: int) -> ErrorSpec:

@@ -8,12 +8,19 @@ hold per process only.
   counters throttle failed log-ins and failed API authentications per address.
 - Concurrency: `limit` numbered slot keys per account. A request takes a free slot with
   `cache.add` (atomic: Redis `SET NX`), gives it back when it ends, even by an exception, and
-  every slot also carries a time-out longer than gunicorn's worker time-out, so a slot held
-  by a killed worker frees itself instead of leaking. A plain incr/decr counter could do
-  neither: a crash leaks its increment forever, and a TTL on a shared counter would reset
-  it under requests that are still running.
+  every slot also carries a time-out, the request's own (`CUTOUT_REQUEST_TIMEOUT_S`, after
+  which the proxy has given up on it), so a slot held by a killed worker frees itself then
+  instead of leaking. A plain incr/decr counter could do neither: a crash leaks its increment
+  forever, and a TTL on a shared counter would reset it under requests that are still running.
+- Free work (test mode, try-outs): `free_work()` holds one of the site's
+  `CUTOUT_FREE_CONCURRENCY` slots (the same slot keys, for the whole site), and
+  `spend_free_pixels()` counts an account's (or a visitor's address's) megapixels per minute.
+- Addresses: `client_address()` reads `X-Forwarded-For` only as far as
+  `CUTOUT_TRUSTED_PROXY_HOPS` trusted proxies; `client_block()` folds IPv6 to its /64, the
+  block one subscriber gets, so that counting per address means something for IPv6.
 """
 
+import ipaddress
 import random
 import time
 import uuid
@@ -28,9 +35,10 @@ from removal import errors
 from removal.errors import RemovalError
 
 RATE_WINDOW_S = 60
-# Longer than gunicorn's worker time-out (gunicorn.conf.py): a live request keeps its slot.
-SLOT_TTL_S = 300
 CONCURRENCY_RETRY_AFTER_S = 1
+# A slot outlives its request's time-out by this much, so a live request never loses it.
+SLOT_TTL_MARGIN_S = 5
+FREE_WORK_ACCOUNT = "site:free-work"
 
 
 # --- fixed-window counters --------------------------------------------------------------------
@@ -48,16 +56,17 @@ def count(key: str, window_s: int) -> int:
     return int(cache.get(cache_key, 0))
 
 
-def hit(key: str, window_s: int) -> int:
-    """Record one hit and return the window's new count (atomic on Redis and local memory)."""
+def hit(key: str, window_s: int, amount: int = 1) -> int:
+    """Record `amount` hits and return the window's new count (atomic on Redis and local
+    memory)."""
     cache_key, _ = _window_key(key, window_s)
     cache.add(cache_key, 0, timeout=window_s + 1)
     try:
-        return cache.incr(cache_key)
+        return cache.incr(cache_key, amount)
     except ValueError:
         # The key expired between add() and incr(): this hit opens a new window.
-        cache.set(cache_key, 1, timeout=window_s + 1)
-        return 1
+        cache.set(cache_key, amount, timeout=window_s + 1)
+        return amount
 
 
 def retry_after(window_s: int) -> int:
@@ -66,12 +75,31 @@ def retry_after(window_s: int) -> int:
 
 
 def client_address(meta: dict) -> str:
-    """The caller's address; with CUTOUT_HTTPS the proxy's X-Forwarded-For is trusted."""
-    if settings.CUTOUT_HTTPS:
+    """The caller's address: the socket's peer, or with `CUTOUT_TRUSTED_PROXY_HOPS` = n the
+    address the n-th trusted proxy saw. Each proxy appends its peer to `X-Forwarded-For`, so
+    only the last n entries are the proxies' word; anything before them is the client's own
+    claim and is never read."""
+    hops = settings.CUTOUT_TRUSTED_PROXY_HOPS
+    chain = [meta.get("REMOTE_ADDR", "") or "unknown"]
+    if hops > 0:
         forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return meta.get("REMOTE_ADDR", "") or "unknown"
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        chain = entries + chain
+    return chain[max(0, len(chain) - 1 - hops)]
+
+
+def client_block(address: str) -> str:
+    """What limits count for an address: an IPv4 address itself, an IPv6 address's /64
+    ("2001:db8:1:2::/64"); anything unparsable as given."""
+    try:
+        parsed = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 # --- the API's per-account limits -------------------------------------------------------------
@@ -120,10 +148,17 @@ def _slot_keys(account: str, limit: int) -> list[str]:
     return [f"api-slot:{account}:{index}" for index in range(limit)]
 
 
-def acquire_slot(account: str, limit: int, ttl_s: int = SLOT_TTL_S) -> tuple[str, str]:
+def slot_ttl_s() -> int:
+    """How long a slot lives unless given back: its request's time-out and a margin."""
+    return settings.CUTOUT_REQUEST_TIMEOUT_S + SLOT_TTL_MARGIN_S
+
+
+def acquire_slot(
+    account: str, limit: int, ttl_s: int | None = None, *, code: int = errors.RATE_LIMITED
+) -> tuple[str, str]:
     """Take one of `account`'s `limit` in-flight slots; returns (key, token) for release_slot.
 
-    Raises 4290 when all are taken.
+    Raises `code` (4290) when all are taken.
     """
     keys = _slot_keys(account, limit)
     taken = cache.get_many(keys)
@@ -132,10 +167,12 @@ def acquire_slot(account: str, limit: int, ttl_s: int = SLOT_TTL_S) -> tuple[str
     random.shuffle(free)
     token = uuid.uuid4().hex
     for key in free:
-        if cache.add(key, token, timeout=ttl_s):
+        if cache.add(key, token, timeout=ttl_s or slot_ttl_s()):
             return key, token
+    if code != errors.RATE_LIMITED:
+        raise RemovalError(code, retry_after=CONCURRENCY_RETRY_AFTER_S)
     raise RemovalError(
-        errors.RATE_LIMITED,
+        code,
         f"Concurrency limit reached: at most {limit} requests at a time; retry later.",
         retry_after=CONCURRENCY_RETRY_AFTER_S,
     )
@@ -167,6 +204,40 @@ def in_flight(account: str, *, limit: int | None = None) -> Iterator[None]:
         yield
     finally:
         release_slot(key, token)
+
+
+@contextmanager
+def free_work() -> Iterator[None]:
+    """Hold one of the site's CUTOUT_FREE_CONCURRENCY free-work slots (shared by every account
+    and visitor) for the block; 4291 when all are taken. Taken before any fetch or decoding."""
+    key, token = acquire_slot(
+        FREE_WORK_ACCOUNT, max(1, settings.CUTOUT_FREE_CONCURRENCY), code=errors.FREE_WORK_BUSY
+    )
+    try:
+        yield
+    finally:
+        release_slot(key, token)
+
+
+def free_work_in_flight() -> int:
+    return in_flight_count(FREE_WORK_ACCOUNT, max(1, settings.CUTOUT_FREE_CONCURRENCY))
+
+
+def spend_free_pixels(account: str, pixels: int) -> None:
+    """Count `pixels` of free work against `account` (a user, or a visitor's `client_block`);
+    4292 with Retry-After when that passes CUTOUT_FREE_MEGAPIXELS_PER_MINUTE (0: no budget).
+    Checked from the image's header, before it is decoded."""
+    budget = settings.CUTOUT_FREE_MEGAPIXELS_PER_MINUTE * 1_000_000
+    if budget <= 0:
+        return
+    key = f"free-pixels:{account}"
+    if hit(key, RATE_WINDOW_S, pixels) > budget:
+        raise RemovalError(
+            errors.FREE_PIXELS_SPENT,
+            f"Free (test-mode) work is limited to {settings.CUTOUT_FREE_MEGAPIXELS_PER_MINUTE} "
+            f"megapixels per minute; retry later or send paid calls.",
+            retry_after=retry_after(RATE_WINDOW_S),
+        )
 
 
 @contextmanager

@@ -8,6 +8,7 @@ charges nothing and `charged` is always exactly the ledger entry's amount.
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 from billing import pricing
 from billing.models import Reservation
-from removal import active_engine, charging, errors, fetch
+from removal import active_engine, charging, errors, fetch, limits
 from removal.calls import Call
 from removal.engine import decode
 from removal.engine.types import RemovalContext, RemovalOptions, RemovalResult
@@ -80,28 +81,35 @@ def remove_background(
     pays instead of the balance (removal/charging.py); `call` (if any) gets the
     outcome for the call record; `bounds` are the wire format's limits on the image, checked
     from its header; `check(info)`, if given, refuses options that do not fit this image
-    (Baidu's boxes). Raises RemovalError: input errors (1xxx, 2xxx, 3xxx) before any credit
-    is touched, 4020/4021 when the balance cannot pay, and whatever the engine raises, after
-    releasing the hold. With `require_foreground` (remove.bg) a result with no foreground is a
-    failure (2093), so it is not charged.
+    (Baidu's boxes). Test calls are free work: they hold a site-wide free slot from before the
+    fetch and spend the account's free pixels before any decoding (4291/4292). Raises
+    RemovalError: input errors (1xxx, 2xxx, 3xxx) before any credit is touched, 4020/4021 when
+    the balance cannot pay, and whatever the engine raises (5041 past the engine's time-out),
+    after releasing the hold. With `require_foreground` (remove.bg) a result with no
+    foreground is a failure (2093), so it is not charged.
     """
-    data = image_bytes(image)
-    info = decode.probe(data, bounds)
-    if check is not None:
-        check(info)
-    if call is not None:
-        call.test = options.test
-        call.saw_input(data, info)
-    engine = active_engine.get_remover()
-    paid = charging.run(
-        user,
-        pricing.quote(product, test=options.test),
-        reference,
-        lambda: _checked(engine.remove(data, options, context), require_foreground),
-        due=upstream_due,
-        call=call,
-        source=source,
-    )
+    with limits.free_work() if options.test else nullcontext():
+        data = image_bytes(image)
+        info = decode.probe(data, bounds)
+        if check is not None:
+            check(info)
+        if options.test:
+            limits.spend_free_pixels(f"user:{user.pk}", info.width * info.height)
+        if call is not None:
+            call.test = options.test
+            call.saw_input(data, info)
+        paid = charging.run(
+            user,
+            pricing.quote(product, test=options.test),
+            reference,
+            lambda: _checked(
+                active_engine.remove(data, options, context, free=options.test),
+                require_foreground,
+            ),
+            due=upstream_due,
+            call=call,
+            source=source,
+        )
     if call is not None:
         call.saw_result(paid.result)
     return Removal(

@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,7 @@ from django.utils import timezone
 from PIL import Image
 
 from billing import ledger, pricing
-from removal import active_engine, charging, errors, previews, services
+from removal import active_engine, charging, errors, limits, previews, services
 from removal.calls import Call
 from removal.engine import cutouts, decode, encode
 from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
@@ -198,33 +199,36 @@ def create_upload(
     existing = Upload.objects.filter(key=key, **_owned(user, visitor)).first()
     if existing is not None:
         return render_upload(existing, options, call=call)
-    engine = active_engine.get_remover()
-    data = services.image_bytes(image)  # image.url: fetched under the API's rules
-    info = decode.probe(data, bounds)
-    if call is not None:
-        call.test = options.test
-        call.saw_input(data, info)
-    reference = _reference(key)
-    context = RemovalContext(reference=reference, filename=image.filename)
+    with limits.free_work() if options.test else nullcontext():
+        data = services.image_bytes(image)  # image.url: fetched under the API's rules
+        info = decode.probe(data, bounds)
+        if options.test:
+            owner = f"user:{user.pk}" if user is not None else f"visitor:{visitor}"
+            limits.spend_free_pixels(owner, info.width * info.height)
+        if call is not None:
+            call.test = options.test
+            call.saw_input(data, info)
+        reference = _reference(key)
+        context = RemovalContext(reference=reference, filename=image.filename)
 
-    def analyse_and_store() -> tuple[Cutout, Upload, bool]:
-        cutout = engine.analyse(data, options, context)
-        upload, created = _store(
-            user, visitor, key, data, info, image.filename, cutout, not options.test
+        def analyse_and_store() -> tuple[Cutout, Upload, bool]:
+            cutout = active_engine.analyse(data, options, context, free=options.test)
+            upload, created = _store(
+                user, visitor, key, data, info, image.filename, cutout, not options.test
+            )
+            return cutout, upload, created
+
+        paid = charging.run(
+            user,
+            pricing.quote(pricing.IMAGE, test=options.test),
+            reference,
+            analyse_and_store,
+            # The twin request that stored this key first pays; this one charges nothing.
+            due=lambda stored: None if stored[2] else Decimal(0),
+            call=call,
         )
-        return cutout, upload, created
-
-    paid = charging.run(
-        user,
-        pricing.quote(pricing.IMAGE, test=options.test),
-        reference,
-        analyse_and_store,
-        # The twin request that stored this key first pays; this one charges nothing.
-        due=lambda stored: None if stored[2] else Decimal(0),
-        call=call,
-    )
-    cutout, upload, _ = paid.result
-    result = engine.render(cutout, options)
+        cutout, upload, _ = paid.result
+        result = active_engine.render(cutout, options, free=options.test)
     if call is not None:
         call.saw_result(result)
     return _rendering(upload, result, paid, options.test)
@@ -262,7 +266,6 @@ def render_upload(
 ) -> Rendering:
     """Render a stored upload with `options`. Free, except that the first render outside test
     mode of an upload made in test mode charges the image's price (once)."""
-    engine = active_engine.get_remover()
     quote = pricing.quote(pricing.IMAGE, test=options.test)
     if call is not None:
         call.test = options.test
@@ -273,7 +276,7 @@ def render_upload(
             ledger.check_affordable(upload.user, quote.hold)
         except ledger.InsufficientCreditsError as exc:
             raise RemovalError(exc.code, str(exc)) from None
-    result = engine.render(restore_cutout(upload), options)
+    result = active_engine.render(restore_cutout(upload), options, free=options.test)
     if options.test or upload.paid:
         paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
     else:

@@ -100,7 +100,7 @@ class TryoutCallView(ImageResultMixin, APIView):
 
 class CreateTryoutView(TryoutCallView):
     def post(self, request: Request) -> Response:
-        address = limits.client_address(request.META)
+        address = limits.client_block(limits.client_address(request.META))
         with limits.limited(f"tryout:{address}"):
             options = parse_pixian_options(request.data)
             image = inputs.select_input(request.data, request.FILES)
@@ -112,7 +112,7 @@ class CreateTryoutView(TryoutCallView):
 
 class RenderTryoutView(TryoutCallView):
     def post(self, request: Request, public_id: str) -> Response:
-        address = limits.client_address(request.META)
+        address = limits.client_block(limits.client_address(request.META))
         with limits.limited(f"tryout:{address}"):
             options = parse_pixian_options(request.data)
             token = tryouts.visitor(request.session)

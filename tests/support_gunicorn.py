@@ -50,6 +50,11 @@ def server_env(data_dir: Path, **env: str | None) -> dict[str, str]:
         # Set by the browser tests' plugin in this process; never in a deployment.
         "DJANGO_ALLOW_ASYNC_UNSAFE": None,
         "DATABASE_URL": None,
+        # Production's engine pool, not the suite's in-process engine (tests/envdefaults.py).
+        "CUTOUT_ENGINE_PROCESSES": None,
+        "CUTOUT_INFERENCE_THREADS": None,
+        # Each server's limits apart from the suite's and other servers' when REDIS_URL is set.
+        "CUTOUT_CACHE_PREFIX": f"{data_dir.name}-{abs(hash(str(data_dir)))}",
         **env,
     }
     return {name: value for name, value in merged.items() if value is not None}
@@ -111,6 +116,73 @@ def gunicorn(data_dir: Path, **env: str | None) -> Iterator[Gunicorn]:
                 pass
             time.sleep(0.5)
         assert status == 200, log_path.read_text()[-2000:]
+        yield Gunicorn(url=url, log_path=log_path, host="127.0.0.1", port=port)
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def prepare_site(data_dir: Path, credits: int = 0, **env: str | None) -> tuple[str, str]:
+    """Migrate a fresh site's database in `data_dir`, create `SERVED_EMAIL` with an API key
+    (and `credits`); returns (key id, secret)."""
+    setup = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('migrate', verbosity=0)\n"
+        "from removal import keys\n"
+        "from webapp.models import User\n"
+        f"user = User.objects.create_user({SERVED_EMAIL!r}, {PASSWORD!r})\n"
+        "key, secret = keys.create_key(user, 'test')\n"
+        f"if {credits}: call_command('grant_credits', {SERVED_EMAIL!r}, '{credits}')\n"
+        "print(key.key_id, secret)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", setup],
+        cwd=REPO,
+        env=server_env(data_dir, DJANGO_SETTINGS_MODULE="webapp.settings", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    key_id, secret = done.stdout.split()[-2:]
+    return key_id, secret
+
+
+def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            status, _ = get(f"{url}/readyz")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.5)
+    assert status == 200, log_path.read_text()[-3000:]
+
+
+@contextmanager
+def nginx_site(data_dir: Path, **env: str | None) -> Iterator[Gunicorn]:
+    """The production set-up: `manage.py serve` (nginx in front of gunicorn) on a free port,
+    stopped on exit; the log has both servers' lines."""
+    port = free_port()
+    models = data_dir / "models"
+    if not models.exists():
+        models.symlink_to(REPO / "var" / "models")
+    log_path = data_dir / "serve.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=REPO,
+            env=server_env(data_dir, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, server, log_path)
         yield Gunicorn(url=url, log_path=log_path, host="127.0.0.1", port=port)
     finally:
         server.terminate()

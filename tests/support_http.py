@@ -106,6 +106,8 @@ def _handler(host: ImageHost) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(host.png)
             elif path == "/never":
                 host.stop.wait(FOREVER_S)
+                # Released: hang up at once rather than wait for another request.
+                self.close_connection = True
             elif path == "/trickle":
                 self._stream_forever(b"\x00", 0.05)
             elif path == "/flood":

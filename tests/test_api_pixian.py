@@ -710,3 +710,30 @@ def test_a_users_answers_past_the_window_are_deleted_as_new_keys_come(api, alice
     assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"old-b", "new-a"}
     assert idempotency.purge_expired() == 1
     assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new-a"]
+
+
+def test_free_calls_past_the_site_wide_cap_are_429_before_the_image_is_read(api, settings, alice):
+    from removal import limits
+
+    settings.CUTOUT_FREE_CONCURRENCY = 1
+    with limits.free_work():
+        response = api.post(PIXIAN_PATH, {"image": upload(b"not even an image"), "test": "true"})
+        assert_error(response, 429, 4291)
+        assert response["Retry-After"]
+        # Paid work does not count against the free cap.
+        assert api.post(PIXIAN_PATH, {"image": upload(photo())}).status_code == 200
+    assert limits.free_work_in_flight() == 0
+    assert api.post(PIXIAN_PATH, {"image": upload(photo()), "test": "true"}).status_code == 200
+
+
+def test_free_calls_past_the_account_s_pixel_budget_are_429_before_decoding(api, bob_api, settings):
+    # The budget's spending across calls is tested in test_limits.py, where two calls cannot
+    # straddle the minute's edge.
+    settings.CUTOUT_FREE_MEGAPIXELS_PER_MINUTE = 1
+    big = photo(size=(1000, 1200))  # 1.2 MP: over the budget on its own
+    response = api.post(PIXIAN_PATH, {"image": upload(big), "test": "true"})
+    assert_error(response, 429, 4292)
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # A smaller free call, and paid calls (which have no pixel budget), go through.
+    assert bob_api.post(PIXIAN_PATH, {"image": upload(photo()), "test": "true"}).status_code == 200
+    assert api.post(PIXIAN_PATH, {"image": upload(big)}).status_code == 200

@@ -255,3 +255,63 @@ def test_worker_processes_share_both_limits_on_redis(backend):
             worker.stdin.close()
             worker.wait(30)
     assert limits.in_flight_count(account, 2) == 0
+
+
+def meta(remote: str, forwarded: str | None = None) -> dict:
+    data = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        data["HTTP_X_FORWARDED_FOR"] = forwarded
+    return data
+
+
+def test_without_trusted_proxies_the_address_is_the_socket_s_peer(settings):
+    settings.CUTOUT_TRUSTED_PROXY_HOPS = 0
+    assert limits.client_address(meta("198.51.100.7")) == "198.51.100.7"
+    assert limits.client_address(meta("198.51.100.7", "203.0.113.9")) == "198.51.100.7"
+
+
+def test_x_forwarded_for_is_read_only_as_far_as_the_trusted_hops(settings):
+    settings.CUTOUT_TRUSTED_PROXY_HOPS = 1
+    # The proxy at 10.0.0.2 appended the client's address to what the client itself sent.
+    assert limits.client_address(meta("10.0.0.2", "1.2.3.4, 203.0.113.9")) == "203.0.113.9"
+    assert limits.client_address(meta("10.0.0.2")) == "10.0.0.2"
+    settings.CUTOUT_TRUSTED_PROXY_HOPS = 2
+    forwarded = "1.2.3.4, 203.0.113.9, 10.0.0.1"
+    assert limits.client_address(meta("10.0.0.2", forwarded)) == "203.0.113.9"
+    # Fewer entries than hops: the first there is (not an index error).
+    assert limits.client_address(meta("10.0.0.2", "203.0.113.9")) == "203.0.113.9"
+
+
+def test_an_ipv6_client_is_counted_by_its_64_block():
+    assert limits.client_block("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert limits.client_block("2001:db8:1:2:ffff::9") == limits.client_block("2001:db8:1:2::1")
+    assert limits.client_block("2001:db8:1:3::1") != limits.client_block("2001:db8:1:2::1")
+    assert limits.client_block("::ffff:198.51.100.7") == "198.51.100.7"
+    assert limits.client_block("198.51.100.7") == "198.51.100.7"
+    assert limits.client_block("unknown") == "unknown"
+
+
+def test_free_work_slots_are_site_wide_and_given_back(backend, settings):
+    settings.CUTOUT_FREE_CONCURRENCY = 2
+    with limits.free_work(), limits.free_work():
+        assert limits.free_work_in_flight() == 2
+        with pytest.raises(RemovalError) as refused:
+            with limits.free_work():
+                pass
+        assert refused.value.code == 4291 and refused.value.retry_after
+    assert limits.free_work_in_flight() == 0
+
+
+def test_a_slot_expires_with_its_request_s_time_out(settings):
+    settings.CUTOUT_REQUEST_TIMEOUT_S = 30
+    assert limits.slot_ttl_s() == 30 + limits.SLOT_TTL_MARGIN_S
+
+
+def test_free_pixels_are_counted_per_account_per_minute(backend, settings):
+    settings.CUTOUT_FREE_MEGAPIXELS_PER_MINUTE = 2
+    account = new_account()
+    limits.spend_free_pixels(account, 1_500_000)
+    with pytest.raises(RemovalError) as refused:
+        limits.spend_free_pixels(account, 1_000_000)
+    assert refused.value.code == 4292 and 1 <= refused.value.retry_after <= 60
+    limits.spend_free_pixels(new_account(), 2_000_000)

@@ -23,7 +23,11 @@ class SignupForm(forms.Form):
         return login.normalise(self.cleaned_data["email"])
 
     def clean(self) -> dict:
-        address = limits.client_address(self.request.META) if self.request else "unknown"
+        address = (
+            limits.client_block(limits.client_address(self.request.META))
+            if self.request
+            else "unknown"
+        )
         if accounts.signup_limited(address):
             raise forms.ValidationError(
                 "Too many sign-ups from your network. Wait an hour and try again.",

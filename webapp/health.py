@@ -31,7 +31,7 @@ def engine_status() -> str:
     try:
         from removal import active_engine
 
-        active_engine.get_remover()
+        active_engine.warm()
     except Exception:  # a boundary: any failure to load means "not ready", logged in full
         logger.exception("readiness: the engine did not load")
         return "not loaded"

@@ -68,7 +68,11 @@ def attempt_keys(request: HttpRequest | None, email: str) -> list[str]:
     nonce = trusted_device(cookies, email)
     if nonce:
         return [f"login:device:{_digest(nonce)}"]
-    address = limits.client_address(request.META) if request is not None else "unknown"
+    address = (
+        limits.client_block(limits.client_address(request.META))
+        if request is not None
+        else "unknown"
+    )
     return [f"login:account:{_digest(normalise(email))}", f"login:address:{_digest(address)}"]
 
 

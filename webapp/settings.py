@@ -1,5 +1,6 @@
 """Cutout's one settings module: every knob is an environment variable (see README)."""
 
+import os
 import secrets
 from pathlib import Path
 
@@ -9,6 +10,15 @@ from django.core.exceptions import ImproperlyConfigured
 from webapp.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 DATA_DIR = Path(env_str("CUTOUT_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 SHARED_DIR = Path(env_str("CUTOUT_SHARED_DIR", str(BASE_DIR.parent / "shared"))).resolve()
 
@@ -110,6 +120,8 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sites (or test servers) that share one Redis database keep their limits apart by prefix.
+CACHES["default"]["KEY_PREFIX"] = env_str("CUTOUT_CACHE_PREFIX")
 
 AUTH_USER_MODEL = "webapp.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -236,6 +248,25 @@ CUTOUT_API_AUTH_FAILURE_LIMIT = env_int("CUTOUT_API_AUTH_FAILURE_LIMIT", 30)
 # Per account, shared by every worker through the cache (removal/limits.py); 0 turns one off.
 CUTOUT_RATE_LIMIT_PER_MINUTE = env_int("CUTOUT_RATE_LIMIT_PER_MINUTE", 600)
 CUTOUT_CONCURRENCY_LIMIT = env_int("CUTOUT_CONCURRENCY_LIMIT", 10)
+
+# --- serving (README, "Production") ---------------------------------------------------------
+# Engine processes per web worker (removal/engine/pool.py): decoding and inference run there,
+# where a job past CUTOUT_ENGINE_TIMEOUT_S is killed. 0 runs the engine in the web process
+# itself (development and the test suite), without that backstop.
+CUTOUT_ENGINE_PROCESSES = env_int(
+    "CUTOUT_ENGINE_PROCESSES", max(1, _cores() // max(1, CUTOUT_INFERENCE_THREADS))
+)
+CUTOUT_ENGINE_TIMEOUT_S = env_float("CUTOUT_ENGINE_TIMEOUT_S", 60.0)
+# The longest a request may take end to end (the proxy's read time-out; above the upstream
+# deadline plus the fetch of image.url); a concurrency slot held by a dead request expires then.
+CUTOUT_REQUEST_TIMEOUT_S = env_int("CUTOUT_REQUEST_TIMEOUT_S", 240)
+# Free work (test mode, try-outs): in flight site-wide, and megapixels per account per minute.
+CUTOUT_FREE_CONCURRENCY = env_int("CUTOUT_FREE_CONCURRENCY", max(1, CUTOUT_ENGINE_PROCESSES - 1))
+CUTOUT_FREE_MEGAPIXELS_PER_MINUTE = env_int("CUTOUT_FREE_MEGAPIXELS_PER_MINUTE", 100)
+# Proxies in front of Cutout whose X-Forwarded-For entries are trusted (0: the socket's peer).
+CUTOUT_TRUSTED_PROXY_HOPS = env_int("CUTOUT_TRUSTED_PROXY_HOPS", 0)
+# The reverse proxy's (nginx's) time-out for reading a client's headers and each body read.
+CUTOUT_CLIENT_TIMEOUT_S = env_int("CUTOUT_CLIENT_TIMEOUT_S", 10)
 # The website keeps each upload's original and alpha this long, so that re-rendering it with
 # other options is free; `manage.py purge_results` deletes them afterwards.
 CUTOUT_UPLOAD_RETENTION_HOURS = env_int("CUTOUT_UPLOAD_RETENTION_HOURS", 24)
