@@ -1,9 +1,10 @@
-"""What the two framings cost: `refine.predict` (stretched + letterboxed views) against the
-stretched view alone, and the whole `LocalRemover.analyse`, at 1, 4 and 12 MP.
+"""What the framings cost: `refine.predict` (the stretched view, plus the letterboxed one when
+the stretched view is in doubt) against the stretched view alone, and the whole
+`LocalRemover.analyse`, at 1, 4 and 12 MP.
 
     .venv/bin/python bench/framing_speed.py --model u2net --runs 5
 
-The photo is skimage's rocket (3:2, so it takes both views) upscaled to each size. Medians of
+The photo is skimage's rocket (3:2, so it may take both views) upscaled to each size. Medians of
 --runs warm runs, wall clock, the engine's 2 inference threads, one thread of requests. The
 machine is shared: read the added time against the one-view time of the same run.
 """
