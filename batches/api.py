@@ -18,7 +18,7 @@ from batches.models import Batch, BatchItem
 from removal import errors, fingerprint, limits
 from removal.api.body import check_body_size
 from removal.api.recording import RecordedCallMixin
-from removal.api.renderers import CreditsJSONRenderer
+from removal.api.renderers import AnyAcceptMixin, CreditsJSONRenderer
 from removal.api.replay import IdempotentPostMixin
 from removal.errors import RemovalError
 
@@ -33,7 +33,7 @@ def owned_batch(request: Request, batch_id: Any) -> Batch:
     return batch
 
 
-class BatchView(RecordedCallMixin, APIView):
+class BatchView(RecordedCallMixin, AnyAcceptMixin, APIView):
     wire_format = WIRE_FORMAT
     renderer_classes = [CreditsJSONRenderer]
 

@@ -46,10 +46,15 @@ class FirstRendererNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class ImageResultMixin:
-    """For APIViews that answer `Response(image_bytes, content_type=…)` on success."""
+class AnyAcceptMixin:
+    """For every API view: no `Accept` header fails negotiation (DRF would answer 406, or 500
+    before the exception handler can render it); the view's first renderer answers."""
 
     content_negotiation_class = FirstRendererNegotiation
+
+
+class ImageResultMixin(AnyAcceptMixin):
+    """For APIViews that answer `Response(image_bytes, content_type=…)` on success."""
 
     def finalize_response(
         self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any

@@ -23,6 +23,7 @@ from removal.api.baidu import options
 from removal.api.baidu.auth import AccessTokenAuthentication
 from removal.api.baidu.body import fields_of, parameter
 from removal.api.recording import RecordedCallMixin
+from removal.api.renderers import AnyAcceptMixin
 from removal.api.replay import IdempotentPostMixin
 from removal.auth import verify_pair
 from removal.engine.types import RemovalContext
@@ -35,7 +36,7 @@ def _log_id(request: Request) -> int:
     return request_ids.log_id(getattr(request._request, "request_id", ""))
 
 
-class TokenView(RecordedCallMixin, APIView):
+class TokenView(RecordedCallMixin, AnyAcceptMixin, APIView):
     """`/oauth/2.0/token`, GET or POST, the parameters in the query or a form body."""
 
     wire_format = "baidu-oauth"
@@ -73,7 +74,7 @@ class TokenView(RecordedCallMixin, APIView):
         return self.get(request)
 
 
-class SegmentView(RecordedCallMixin, IdempotentPostMixin, APIView):
+class SegmentView(RecordedCallMixin, AnyAcceptMixin, IdempotentPostMixin, APIView):
     wire_format = "baidu"
     endpoint_name = idempotency_endpoint = "baidu:segment"
     authentication_classes = [AccessTokenAuthentication]

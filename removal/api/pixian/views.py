@@ -21,7 +21,12 @@ from removal import fingerprint, inputs, limits, services
 from removal.api.body import check_body_size
 from removal.api.pixian.options import parse_pixian_options
 from removal.api.recording import RecordedCallMixin
-from removal.api.renderers import ERROR_THEN_IMAGE, CreditsJSONRenderer, ImageResultMixin
+from removal.api.renderers import (
+    ERROR_THEN_IMAGE,
+    AnyAcceptMixin,
+    CreditsJSONRenderer,
+    ImageResultMixin,
+)
 from removal.api.replay import IdempotentPostMixin
 from removal.engine.types import RemovalContext, RemovalResult
 
@@ -82,7 +87,7 @@ class RemoveBackgroundView(RecordedCallMixin, ImageResultMixin, IdempotentPostMi
         )
 
 
-class AccountView(RecordedCallMixin, APIView):
+class AccountView(RecordedCallMixin, AnyAcceptMixin, APIView):
     """GET /api/v2/account: Pixian's account summary for the authenticated API key's owner."""
 
     wire_format = "pixian"

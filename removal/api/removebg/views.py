@@ -28,6 +28,7 @@ from removal.api.recording import RecordedCallMixin
 from removal.api.removebg.options import MAX_IMAGE_BYTES, REMOVEBG_INPUTS, parse_removebg_options
 from removal.api.renderers import (
     ERROR_THEN_IMAGE,
+    AnyAcceptMixin,
     CreditsJSONRenderer,
     ImageResultMixin,
     accepts_json,
@@ -159,7 +160,7 @@ class RemoveBgView(RecordedCallMixin, ImageResultMixin, IdempotentPostMixin, API
         return Response(result.body, content_type=result.content_type, headers=headers)
 
 
-class AccountView(RecordedCallMixin, APIView):
+class AccountView(RecordedCallMixin, AnyAcceptMixin, APIView):
     """GET /v1.0/account: remove.bg's account JSON from Cutout's ledger (credits available
     now are all pay-as-you-go; there are no subscriptions or free calls)."""
 
@@ -187,7 +188,7 @@ class AccountView(RecordedCallMixin, APIView):
         )
 
 
-class ImproveView(RecordedCallMixin, APIView):
+class ImproveView(RecordedCallMixin, AnyAcceptMixin, APIView):
     """POST /v1.0/improve: keep an image for the operator; nothing charged."""
 
     wire_format = "removebg"
