@@ -202,26 +202,7 @@ def served(tmp_path_factory) -> Iterator[Gunicorn]:
         # A console mail backend's output would reach the log at once, not at exit.
         "PYTHONUNBUFFERED": "1",
     }
-    setup = (
-        "import django; django.setup()\n"
-        "from django.core.management import call_command\n"
-        "call_command('migrate', verbosity=0)\n"
-        "from removal import keys\n"
-        "from webapp.models import User\n"
-        f"user = User.objects.create_user({SERVED_EMAIL!r}, {PASSWORD!r})\n"
-        "key, secret = keys.create_key(user, 'test')\n"
-        "print(key.key_id, secret)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", setup],
-        cwd=REPO,
-        env=server_env(data_dir, DJANGO_SETTINGS_MODULE="webapp.settings", **production),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    key_id, secret = done.stdout.split()[-2:]
+    key_id, secret = prepare_site(data_dir, **production)
     with gunicorn(data_dir, **production) as server:
         server.key = (key_id, secret)
         yield server
