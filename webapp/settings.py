@@ -43,6 +43,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# A key from the data folder is this host's alone (webapp/checks.py refuses it with CUTOUT_HOSTS).
+SECRET_KEY_FROM_DATA_DIR = not env_str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 INSTALLED_APPS = [
@@ -200,6 +202,10 @@ if CUTOUT_HTTPS:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- Cutout ---------------------------------------------------------------------------------
+# How many machines run this site's app servers and batch workers. Above 1, everything a second
+# host needs must be shared (database, cache, file storage, secret key): webapp/checks.py refuses
+# to start with a local-only backend (README, "Running on several machines").
+CUTOUT_HOSTS = env_int("CUTOUT_HOSTS", 1)
 CUTOUT_ENGINE = env_str("CUTOUT_ENGINE", "local")
 if CUTOUT_ENGINE not in {"local", "pixian"}:
     raise ImproperlyConfigured("CUTOUT_ENGINE must be 'local' or 'pixian'")
