@@ -5,20 +5,12 @@ and a worker killed with `kill -9` in the middle of an item."""
 
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 from standardwebhooks import Webhook
 
 from batches import webhooks
@@ -27,13 +19,17 @@ from billing import ledger
 from billing.models import CreditAccount
 from removal.models import CallRecord
 from tests.support_api import photo, photo_host
-from tests.support_batches import api, charges_for, submit, webhook_receiver
-from tests.support_gunicorn import REPO, server_env
-
-
-def on_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
+from tests.support_batches import (
+    WAIT_S,
+    api,
+    charges_for,
+    logs,
+    on_postgres,
+    submit,
+    wait_until,
+    webhook_receiver,
+    workers,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -46,78 +42,6 @@ pytestmark = [
 def _loopback(settings):
     """The image hosts and the webhook receiver are local servers."""
     settings.CUTOUT_ALLOW_LOOPBACK_URLS = True
-
-
-# The machine may be busy (CI, other suites): room for slow inference, never a bound on speed.
-WAIT_S = 300
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
-
-
-@contextmanager
-def workers(data_dir: Path, count: int, **env: str) -> Iterator[list[subprocess.Popen]]:
-    """`count` db_worker processes on the test database, sharing this test's media folder."""
-    models = data_dir / "models"
-    if not models.exists():
-        models.symlink_to(REPO / "var" / "models")
-    started = []
-    for index in range(count):
-        log = open(data_dir / f"worker-{index}.log", "w")  # noqa: SIM115  (closed below)
-        started.append(
-            (
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "manage.py",
-                        "db_worker",
-                        "--no-reload",
-                        "--no-startup-delay",
-                        "--interval",
-                        "0.2",
-                    ],
-                    cwd=REPO,
-                    env=server_env(
-                        data_dir,
-                        DATABASE_URL=database_url(),
-                        CUTOUT_ALLOW_LOOPBACK_URLS="1",
-                        **env,
-                    ),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                ),
-                log,
-            )
-        )
-    try:
-        yield [process for process, _ in started]
-    finally:
-        for process, _log in started:
-            if process.poll() is None:
-                process.terminate()
-        for process, log in started:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
-
-
-def logs(data_dir: Path) -> str:
-    return "\n".join(path.read_text()[-3000:] for path in sorted(data_dir.glob("worker-*.log")))
-
-
-def wait_until(condition, data_dir: Path, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen; workers:\n{logs(data_dir)}"
-        time.sleep(0.2)
 
 
 def finished(batch_id: str) -> bool:
