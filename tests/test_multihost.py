@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -141,10 +142,12 @@ def test_two_app_servers_and_two_workers_share_everything_through_the_services(t
     with ExitStack() as stack:
         s3 = stack.enter_context(s3_server())
         env = shared_env(s3.env(), f"multihost-{os.getpid()}-{time.monotonic_ns()}")
-        apps = []
-        for name in ("app-a", "app-b"):
-            (tmp_path / name).mkdir()
-            apps.append(stack.enter_context(gunicorn(tmp_path / name, **env)))
+        homes = [tmp_path / "app-a", tmp_path / "app-b"]
+        for home in homes:
+            home.mkdir()
+        # Both start at once (each waits for its /readyz); the stack stops both.
+        with ThreadPoolExecutor(2) as pool:
+            apps = list(pool.map(lambda home: stack.enter_context(gunicorn(home, **env)), homes))
         a, b = (app.url for app in apps)
         started = stack.enter_context(
             workers(tmp_path, 2, separate=True, CUTOUT_BATCH_LEASE_S="3", **env)
