@@ -199,12 +199,16 @@ class Host:
 
     def start(self, command: list[str], env: dict[str, str], log_name: str) -> None:
         log = open(self.data_dir / log_name, "a")  # noqa: SIM115  (the child keeps it)
+        # A session of its own: under the kernel's autogroup scheduling each session is one
+        # group with one share of the CPUs, so hosts in this script's session would split one
+        # share between them however many there were; a machine has its own CPUs.
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "taskset", "-c", self.cores, *command],
             cwd=REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
