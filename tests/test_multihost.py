@@ -7,7 +7,8 @@ several accounts call the API through both; one worker is killed with `kill -9` 
 an item. Then: every item done and charged exactly once, the ledger exact, each account's rate
 limit counted across both app servers (429s), the results read through both, an
 Idempotency-Key's answer replayed by the other app server, a session opened on one app server
-valid on the other. bench/multihost.py is the same with network namespaces and measured.
+valid on the other with the upload it stored, a visitor's try-out counted for both.
+bench/multihost.py is the same with network namespaces, and measured.
 """
 
 import io
@@ -78,6 +79,7 @@ def shared_env(s3_env: dict[str, str], prefix: str) -> dict[str, str]:
         # Both app servers count in the same keys (the suite gives each server its own).
         "CUTOUT_CACHE_PREFIX": prefix,
         "CUTOUT_RATE_LIMIT_PER_MINUTE": str(RATE),
+        "CUTOUT_TRYOUT_PER_DAY": "1",
         "CUTOUT_INFERENCE_THREADS": "1",
         "CUTOUT_ENGINE_PROCESSES": "1",
         "DJANGO_DEBUG": "0",
@@ -221,6 +223,20 @@ def test_two_app_servers_and_two_workers_share_everything_through_the_services(t
             requests.post(f"{b}/remove/uploads/{upload_id}/render/", headers=csrf, timeout=60),
         )
 
+        # A visitor's try-outs are counted per address for the site: one a day here, so the
+        # second, through the other app server, is refused.
+        visitor = "k" * 32
+        tryouts = [
+            requests.post(
+                f"{url}/try/",
+                cookies={"csrftoken": visitor},
+                headers={"X-CSRFToken": visitor},
+                files={"image": ("t.jpg", photo("chelsea", SIZE))},
+                timeout=120,
+            )
+            for url in (a, b)
+        ]
+
         bursts.join(300)
         wait_until(
             lambda: Batch.objects.get(pk=batch_id).finished_at is not None,
@@ -273,3 +289,5 @@ def test_two_app_servers_and_two_workers_share_everything_through_the_services(t
     assert rendered.headers["X-Credits-Charged"] == "0"
     assert original.status_code == 200 and original.content == photo("coffee", (80, 60))
     assert stranger.status_code in (401, 403)
+    assert tryouts[0].status_code == 200, tryouts[0].content[:300]
+    assert tryouts[1].status_code == 429 and tryouts[1].json()["error"]["code"] == 4060
