@@ -106,6 +106,8 @@ class Upload(models.Model):
     height = models.PositiveIntegerField(help_text="Oriented input height in pixels.")
     paid = models.BooleanField(default=False)
     charged = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    # The Pixian option fields of the last render (as sent), for the history's re-download.
+    options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 

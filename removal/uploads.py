@@ -15,12 +15,14 @@ Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS` (a visitor's try-out for
 gets a small JPEG preview at upload (removal/previews.py), stored and purged with it.
 """
 
+import dataclasses
 import io
 import logging
 import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,13 +33,14 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image
 
 from billing import ledger, pricing
 from removal import active_engine, charging, errors, limits, previews, services
+from removal.api.pixian.options import parse_pixian_options
 from removal.calls import Call
 from removal.engine import cutouts, decode, encode
 from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
@@ -58,6 +61,7 @@ _cache: OrderedDict[str, Cutout] = OrderedDict()
 _cache_lock = threading.Lock()
 # A visitor's try-out is kept this long, then purged (unless an account adopts it).
 TRYOUT_LIFETIME = timedelta(hours=1)
+PURGE_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -163,10 +167,19 @@ def _store(
 
 
 def _rendering(
-    upload: Upload, result: RemovalResult, paid: charging.Charged, test: bool
+    upload: Upload,
+    result: RemovalResult,
+    paid: charging.Charged,
+    test: bool,
+    fields: Mapping[str, str] | None,
 ) -> Rendering:
+    updates: dict[str, object] = {}
     if paid.charged:
-        Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + paid.charged)
+        updates["charged"] = F("charged") + paid.charged
+    if fields is not None:
+        updates["options"] = upload.options = dict(fields)
+    if updates:
+        Upload.objects.filter(pk=upload.pk).update(**updates)
     credits = ledger.account_summary(upload.user).credits if upload.user else Decimal(0)
     return Rendering(
         upload=upload,
@@ -187,18 +200,20 @@ def create_upload(
     call: Call | None = None,
     visitor: str = "",
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
+    fields: Mapping[str, str] | None = None,
 ) -> Rendering:
     """Analyse `image` for `user`, charge it once (unless `options.test`), store what
     re-rendering needs, and render it with `options`. Without a user, the upload is the
     try-out of the session token `visitor` (removal/tryouts.py, test mode only: free).
 
     A repeated `key` (a retried request) renders the stored upload again and charges nothing
-    more. Raises RemovalError: 1xxx for a bad image (or one outside `bounds`), 4020/4021 when
-    the balance cannot pay, whatever the engine raises (after releasing the hold).
+    more. `fields` (the option fields as sent) are kept for the history's re-download.
+    Raises RemovalError: 1xxx for a bad image (or one outside `bounds`), 4020/4021 when the
+    balance cannot pay, whatever the engine raises (after releasing the hold).
     """
     existing = Upload.objects.filter(key=key, **_owned(user, visitor)).first()
     if existing is not None:
-        return render_upload(existing, options, call=call)
+        return render_upload(existing, options, call=call, fields=fields)
     with limits.free_work() if options.test else nullcontext():
         data = services.image_bytes(image)  # image.url: fetched under the API's rules
         info = decode.probe(data, bounds)
@@ -231,7 +246,7 @@ def create_upload(
         result = active_engine.render(cutout, options, free=options.test)
     if call is not None:
         call.saw_result(result)
-    return _rendering(upload, result, paid, options.test)
+    return _rendering(upload, result, paid, options.test, fields)
 
 
 def get_upload(user: AbstractBaseUser | None, public_id: str, visitor: str = "") -> Upload:
@@ -245,6 +260,30 @@ def get_upload(user: AbstractBaseUser | None, public_id: str, visitor: str = "")
     if upload.expires_at <= timezone.now():
         raise RemovalError(errors.NOT_FOUND, "This upload has expired: upload the image again.")
     return upload
+
+
+def kept_upload(user: AbstractBaseUser, public_id: str) -> Upload | None:
+    """`user`'s upload with this id while it is kept, else None."""
+    try:
+        return get_upload(user, public_id) if public_id else None
+    except RemovalError:
+        return None
+
+
+def kept_uploads(user: AbstractBaseUser) -> QuerySet[Upload]:
+    """`user`'s uploads still kept, newest first (the history)."""
+    return Upload.objects.filter(user=user, expires_at__gt=timezone.now()).order_by(
+        "-created_at", "-pk"
+    )
+
+
+def redownload(upload: Upload) -> Rendering:
+    """The upload rendered again with the options of its last render: free (an upload never
+    paid for comes out in test mode, as it last did)."""
+    options = parse_pixian_options(upload.options)
+    if not upload.paid:
+        options = dataclasses.replace(options, test=True)
+    return render_upload(upload, options)
 
 
 class _UploadPayment:
@@ -262,7 +301,11 @@ class _UploadPayment:
 
 
 def render_upload(
-    upload: Upload, options: RemovalOptions, *, call: Call | None = None
+    upload: Upload,
+    options: RemovalOptions,
+    *,
+    call: Call | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> Rendering:
     """Render a stored upload with `options`. Free, except that the first render outside test
     mode of an upload made in test mode charges the image's price (once)."""
@@ -291,7 +334,7 @@ def render_upload(
         upload.paid = True
     if call is not None:
         call.saw_result(result)
-    return _rendering(upload, result, paid, options.test)
+    return _rendering(upload, result, paid, options.test, fields)
 
 
 def _remember(public_id: str, cutout: Cutout) -> None:
@@ -325,16 +368,33 @@ def _delete_files(upload: Upload) -> None:
             field.storage.delete(field.name)
 
 
+def _claim_and_delete(rows: QuerySet[Upload], upload: Upload) -> bool:
+    """Delete `upload`'s row if it is still in `rows`, then its files; False when it was not.
+
+    The row goes first, in one conditional DELETE: of several hosts purging at once (or a
+    purge and the owner's delete), exactly one deletes it and so removes the files; a row
+    changed meanwhile (a try-out adopted, its expiry moved) is not in `rows` and stays."""
+    if not rows.filter(pk=upload.pk).delete()[0]:
+        return False
+    with _cache_lock:
+        _cache.pop(upload.public_id, None)
+    _delete_files(upload)
+    return True
+
+
+def delete_upload(upload: Upload) -> bool:
+    """Delete the upload at once: its row, original, alpha and preview (the owner asked)."""
+    return _claim_and_delete(Upload.objects.all(), upload)
+
+
 def purge_expired(now: datetime | None = None) -> int:
-    """Delete the stored files and rows of uploads past their retention; returns how many."""
-    now = now or timezone.now()
+    """Delete the stored files and rows of uploads past their retention; returns how many
+    this call deleted. Safe on several hosts at once (`_claim_and_delete`)."""
+    expired = Upload.objects.filter(expires_at__lte=now or timezone.now())
     count = 0
-    for upload in Upload.objects.filter(expires_at__lte=now).iterator():
-        _delete_files(upload)
-        upload.delete()
-        with _cache_lock:
-            _cache.pop(upload.public_id, None)
-        count += 1
+    # Batches read in full, no cursor left open while rows go (SQLite would lock the table).
+    while batch := list(expired.order_by("pk")[:PURGE_BATCH]):
+        count += sum(_claim_and_delete(expired, upload) for upload in batch)
     return count
 
 
@@ -357,3 +417,9 @@ def original_file(upload: Upload) -> FieldFile:
     """What the page shows as the upload's original: the preview when one was made (the
     browser cannot show the file itself), else the original file."""
     return upload.preview if upload.preview else upload.original
+
+
+def thumbnail(upload: Upload) -> bytes:
+    """A small JPEG of the upload's original, for the history."""
+    with original_file(upload).open("rb") as f:
+        return previews.thumbnail(f.read())
