@@ -24,7 +24,7 @@ from tests.conftest import PASSWORD, make_key, make_user
 from tests.support_api import PIXIAN_PATH, basic, photo
 from tests.support_billing import ALICE_CREDITS
 from tests.support_s3 import StorageUnderTest
-from webapp import erasure
+from webapp import charts, erasure
 from webapp.models import User
 
 CREATE = "/remove/uploads/"
@@ -332,3 +332,22 @@ def test_the_migration_and_privacy_pages_say_what_changes_and_what_is_kept(db, s
     assert f"{settings.CUTOUT_UPLOAD_RETENTION_HOURS} hours" in privacy
     assert f"{settings.CUTOUT_CALL_RECORD_RETENTION_DAYS} days" in privacy
     assert f"{settings.CUTOUT_IMPROVE_RETENTION_DAYS} days" in privacy
+
+
+def test_a_chart_stacks_each_days_series_to_its_total_on_a_round_scale():
+    days = [timezone.now().date() - timedelta(days=i) for i in (2, 1, 0)]
+    chart = charts.stacked_bars(
+        "Calls per day",
+        days,
+        [
+            charts.Stack("api-production", "API", [1, 0, 3]),
+            charts.Stack("api-test", "t", [0, 0, 2]),
+        ],
+    )
+    plot = chart.baseline - charts.TOP
+    assert [t.label for t in chart.y_ticks] == ["0", "5"]  # 5 calls at most; no "2.5"
+    last = [bar for bar in chart.bars if bar.x > chart.bars[0].x + 1]
+    assert sum(bar.height for bar in last) == pytest.approx(plot)  # 3 + 2 of 5
+    assert [item.total for item in chart.legend] == ["4", "2"]
+    assert charts.nice_ceiling(0) == 1 and charts.nice_ceiling(7) == 10
+    assert charts.nice_ceiling(0.3) == pytest.approx(0.5)

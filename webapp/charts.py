@@ -9,8 +9,8 @@ from decimal import Decimal
 
 WIDTH = 640
 HEIGHT = 220
-LEFT = 44
-RIGHT = 8
+LEFT = 52
+RIGHT = 28
 TOP = 10
 BOTTOM = 24
 # One colour per series of removal/usage.py (a test-mode series is the paler of its pair).
@@ -109,9 +109,12 @@ def stacked_bars(
                     title=f"{day:%b %d}: {fmt(value)} ({stack.label})",
                 )
             )
+    # Whole calls have no half-way tick (a top of 5 is marked 0 and 5, not 2.5).
+    whole = all(isinstance(v, int) for s in stacks for v in s.values)
     y_ticks = tuple(
         Tick(round(HEIGHT - BOTTOM - plot_height * f, 2), fmt(_tick_value(top * f)))
         for f in (0, 0.5, 1)
+        if not (whole and top * f != int(top * f))
     )
     x_ticks = tuple(
         Tick(round(LEFT + i * slot + slot / 2, 2), f"{day:%b %d}")
