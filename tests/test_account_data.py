@@ -332,6 +332,7 @@ def test_the_migration_and_privacy_pages_say_what_changes_and_what_is_kept(db, s
     assert f"{settings.CUTOUT_UPLOAD_RETENTION_HOURS} hours" in privacy
     assert f"{settings.CUTOUT_CALL_RECORD_RETENTION_DAYS} days" in privacy
     assert f"{settings.CUTOUT_IMPROVE_RETENTION_DAYS} days" in privacy
+    assert "Idempotency-Key</code> is kept 24 hours" in privacy
 
 
 def test_a_chart_stacks_each_days_series_to_its_total_on_a_round_scale():

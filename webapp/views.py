@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from batches import webhooks
 from billing import ledger, pricing
 from billing.formatting import format_credits
-from removal import errors, keys, limits, tryouts, uploads, usage
+from removal import errors, idempotency, keys, limits, tryouts, uploads, usage
 from removal.errors import RemovalError
 from removal.models import ApiKey, Upload
 from webapp import accounts, charts, erasure
@@ -212,6 +212,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
         "record_days": settings.CUTOUT_CALL_RECORD_RETENTION_DAYS,
         "improve_days": settings.CUTOUT_IMPROVE_RETENTION_DAYS,
         "batch_hours": settings.CUTOUT_BATCH_RETENTION_HOURS,
+        "idempotency_hours": int(idempotency.WINDOW.total_seconds() // 3600),
     }
     return render(request, "webapp/privacy.html", context)
 
