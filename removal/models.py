@@ -102,6 +102,8 @@ class Upload(models.Model):
     alpha = models.FileField(upload_to=_upload_path, max_length=255)
     # A JPEG of at most 1 MP for originals a browser cannot show (HEIC, TIFF, CMYK JPEG).
     preview = models.FileField(upload_to=_upload_path, max_length=255, blank=True)
+    # The history's small JPEG, made on its first showing (removal/uploads.py).
+    thumbnail = models.FileField(upload_to=_upload_path, max_length=255, blank=True)
     width = models.PositiveIntegerField(help_text="Oriented input width in pixels.")
     height = models.PositiveIntegerField(help_text="Oriented input height in pixels.")
     paid = models.BooleanField(default=False)

@@ -318,7 +318,11 @@ def render_upload(
         try:
             ledger.check_affordable(upload.user, quote.hold)
         except ledger.InsufficientCreditsError as exc:
-            raise RemovalError(exc.code, str(exc)) from None
+            # A concurrent render may have paid since this one read the upload: its claim
+            # and its hold commit together, so the hold seen here comes with `paid` set.
+            upload.refresh_from_db(fields=["paid"])
+            if not upload.paid:
+                raise RemovalError(exc.code, str(exc)) from None
     result = active_engine.render(restore_cutout(upload), options, free=options.test)
     if options.test or upload.paid:
         paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
@@ -363,7 +367,7 @@ def restore_cutout(upload: Upload) -> Cutout:
 
 
 def _delete_files(upload: Upload) -> None:
-    for field in (upload.original, upload.alpha, upload.preview):
+    for field in (upload.original, upload.alpha, upload.preview, upload.thumbnail):
         if field.name:
             field.storage.delete(field.name)
 
@@ -419,7 +423,16 @@ def original_file(upload: Upload) -> FieldFile:
     return upload.preview if upload.preview else upload.original
 
 
-def thumbnail(upload: Upload) -> bytes:
-    """A small JPEG of the upload's original, for the history."""
-    with original_file(upload).open("rb") as f:
-        return previews.thumbnail(f.read())
+def thumbnail(upload: Upload) -> FieldFile:
+    """The history's small JPEG of the upload's original: made and stored on its first
+    showing, so the original is decoded once. Of two first showings at once, one stores its
+    file and the other deletes its own."""
+    if not upload.thumbnail:
+        with original_file(upload).open("rb") as f:
+            data = previews.thumbnail(f.read())
+        upload.thumbnail.save("thumbnail.jpg", ContentFile(data), save=False)
+        rows = Upload.objects.filter(pk=upload.pk, thumbnail="")
+        if not rows.update(thumbnail=upload.thumbnail.name):
+            upload.thumbnail.storage.delete(upload.thumbnail.name)
+            upload.refresh_from_db(fields=["thumbnail"])
+    return upload.thumbnail

@@ -4,6 +4,7 @@ ledger; the history; deleting an upload and the account; every page, file and ac
 as another user and as a visitor. The tests that touch stored files run on local files and
 on an S3-compatible server (moto's server mode on 127.0.0.1, tests/support_s3.py)."""
 
+import io
 import json
 import threading
 from datetime import timedelta
@@ -14,11 +15,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from billing import ledger
 from billing.formatting import format_credits
 from billing.models import LedgerEntry
-from removal import errors, uploads, usage
+from removal import errors, previews, uploads, usage
 from removal.models import ApiKey, CallRecord, Upload
 from tests.conftest import PASSWORD, make_key, make_user
 from tests.support_api import PIXIAN_PATH, basic, photo
@@ -139,6 +141,13 @@ def test_history_lists_uploads_and_api_calls_and_says_what_is_kept(
     balance = ledger.balance(alice)
     thumb = client.get(f"/account/history/{upload.public_id}/thumbnail/")
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
+    small = Image.open(io.BytesIO(b"".join(thumb.streaming_content)))
+    assert small.format == "JPEG" and max(small.size) <= previews.THUMBNAIL_SIDE
+    upload.refresh_from_db()
+    stored = upload.thumbnail.name
+    assert stored and client.get(f"/account/history/{upload.public_id}/thumbnail/").status_code
+    upload.refresh_from_db()
+    assert upload.thumbnail.name == stored, "made once, then served from storage"
     again = client.get(f"/account/history/{upload.public_id}/download/")
     # An opaque background makes `output.format=auto` a JPEG, as on the page.
     assert again.status_code == 200 and again["Content-Type"] == "image/jpeg"
@@ -151,7 +160,7 @@ def test_history_lists_uploads_and_api_calls_and_says_what_is_kept(
     assert upload.options == {"output.format": "png"}
     again = client.get(f"/account/history/{upload.public_id}/download/")
     assert again["Content-Type"] == "image/png"
-    assert len(storage.names()) == 2  # the original and its alpha
+    assert len(storage.names()) == 3  # the original, its alpha and the thumbnail
 
 
 def test_a_test_mode_upload_downloads_again_in_test_mode_for_nothing(alice):
@@ -168,8 +177,8 @@ def test_deleting_an_upload_removes_its_files_at_once(alice, storage: StorageUnd
     client = client_for(alice)
     upload = website_upload(client)
     kept = website_upload(client, name="other.jpg")
-    names = storage.names()
-    assert len(names) == 4
+    assert client.get(f"/account/history/{upload.public_id}/thumbnail/").status_code == 200
+    assert len(storage.names()) == 5  # two originals and alphas, one thumbnail
     response = client.post(f"/account/history/{upload.public_id}/delete/")
     assert response.status_code == 302 and response["Location"] == "/account/history/"
     assert not Upload.objects.filter(pk=upload.pk).exists()
@@ -293,6 +302,8 @@ def test_nobody_else_reaches_an_accounts_pages_files_or_actions(alice, bob, alic
             f"/remove/uploads/{upload.public_id}/render/", {"test": "true"}
         ).status_code in (401, 403, 404)
     assert Upload.objects.filter(pk=upload.pk).exists()
+    opened = bob_client.get(f"/remove/?upload={upload.public_id}").content.decode()
+    assert upload.public_id not in opened, "the upload page opens only the user's own"
     # Bob's pages show nothing of Alice's.
     for url in ("/account/", "/account/history/"):
         page = bob_client.get(url).content.decode()

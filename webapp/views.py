@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -144,9 +144,8 @@ def _own_upload(request: HttpRequest, public_id: str) -> Upload:
 @login_required
 @require_GET
 def upload_thumbnail(request: HttpRequest, public_id: str) -> HttpResponse:
-    response = HttpResponse(
-        uploads.thumbnail(_own_upload(request, public_id)), content_type="image/jpeg"
-    )
+    upload = _own_upload(request, public_id)
+    response = FileResponse(uploads.thumbnail(upload).open("rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
