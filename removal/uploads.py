@@ -15,7 +15,6 @@ Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS` (a visitor's try-out for
 gets a small JPEG preview at upload (removal/previews.py), stored and purged with it.
 """
 
-import dataclasses
 import io
 import logging
 import re
@@ -40,7 +39,6 @@ from PIL import Image
 
 from billing import ledger, pricing
 from removal import active_engine, charging, errors, limits, previews, services
-from removal.api.pixian.options import parse_pixian_options
 from removal.calls import Call
 from removal.engine import cutouts, decode, encode
 from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
@@ -262,30 +260,6 @@ def get_upload(user: AbstractBaseUser | None, public_id: str, visitor: str = "")
     return upload
 
 
-def kept_upload(user: AbstractBaseUser, public_id: str) -> Upload | None:
-    """`user`'s upload with this id while it is kept, else None."""
-    try:
-        return get_upload(user, public_id) if public_id else None
-    except RemovalError:
-        return None
-
-
-def kept_uploads(user: AbstractBaseUser) -> QuerySet[Upload]:
-    """`user`'s uploads still kept, newest first (the history)."""
-    return Upload.objects.filter(user=user, expires_at__gt=timezone.now()).order_by(
-        "-created_at", "-pk"
-    )
-
-
-def redownload(upload: Upload) -> Rendering:
-    """The upload rendered again with the options of its last render: free (an upload never
-    paid for comes out in test mode, as it last did)."""
-    options = parse_pixian_options(upload.options)
-    if not upload.paid:
-        options = dataclasses.replace(options, test=True)
-    return render_upload(upload, options)
-
-
 class _UploadPayment:
     """The claim that an upload is paid for, taken in the same transaction as the hold."""
 
@@ -421,18 +395,3 @@ def original_file(upload: Upload) -> FieldFile:
     """What the page shows as the upload's original: the preview when one was made (the
     browser cannot show the file itself), else the original file."""
     return upload.preview if upload.preview else upload.original
-
-
-def thumbnail(upload: Upload) -> FieldFile:
-    """The history's small JPEG of the upload's original: made and stored on its first
-    showing, so the original is decoded once. Of two first showings at once, one stores its
-    file and the other deletes its own."""
-    if not upload.thumbnail:
-        with original_file(upload).open("rb") as f:
-            data = previews.thumbnail(f.read())
-        upload.thumbnail.save("thumbnail.jpg", ContentFile(data), save=False)
-        rows = Upload.objects.filter(pk=upload.pk, thumbnail="")
-        if not rows.update(thumbnail=upload.thumbnail.name):
-            upload.thumbnail.storage.delete(upload.thumbnail.name)
-            upload.refresh_from_db(fields=["thumbnail"])
-    return upload.thumbnail

@@ -63,7 +63,7 @@ def delete_account(user: User) -> Erased:
         # Deleted, not only revoked: a later try with a revoked key would still be recorded
         # against its owner; an unknown key is refused without a trace of the account.
         AccessToken.objects.filter(api_key__user=user).delete()
-        revoked = ApiKey.objects.filter(user=user).delete()[0]
+        deleted_keys = ApiKey.objects.filter(user=user).delete()[0]
     ledger.close(user)
     deleted_uploads = sum(uploads.delete_upload(u) for u in user.uploads.all())
     files = 0
@@ -81,6 +81,6 @@ def delete_account(user: User) -> Erased:
     WebhookSecret.objects.filter(user=user).delete()
     IdempotentRequest.objects.filter(user=user).delete()
     records = CallRecord.objects.filter(user=user).delete()[0]
-    erased = Erased(revoked, deleted_uploads, files, records)
+    erased = Erased(deleted_keys, deleted_uploads, files, records)
     logger.info("account %s deleted by its owner: %s", user.pk, erased)
     return erased

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from batches import webhooks
 from billing import ledger, pricing
 from billing.formatting import format_credits
-from removal import errors, idempotency, keys, limits, tryouts, uploads, usage
+from removal import errors, idempotency, keys, limits, tryouts, upload_history, uploads, usage
 from removal.errors import RemovalError
 from removal.models import ApiKey, Upload
 from webapp import accounts, charts, erasure
@@ -115,7 +115,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "charts": [calls_chart, credits_chart],
         "usage": daily.as_data(),
         "failures": usage.recent_failures(request.user),
-        "uploads_kept": uploads.kept_uploads(request.user).count(),
+        "uploads_kept": upload_history.kept_uploads(request.user).count(),
     }
     return render(request, "webapp/dashboard.html", context)
 
@@ -126,7 +126,7 @@ def history(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     context = {
-        "uploads": uploads.kept_uploads(request.user),
+        "uploads": upload_history.kept_uploads(request.user),
         "page": page,
         "upload_hours": settings.CUTOUT_UPLOAD_RETENTION_HOURS,
         "record_days": settings.CUTOUT_CALL_RECORD_RETENTION_DAYS,
@@ -145,7 +145,7 @@ def _own_upload(request: HttpRequest, public_id: str) -> Upload:
 @require_GET
 def upload_thumbnail(request: HttpRequest, public_id: str) -> HttpResponse:
     upload = _own_upload(request, public_id)
-    response = FileResponse(uploads.thumbnail(upload).open("rb"), content_type="image/jpeg")
+    response = FileResponse(upload_history.thumbnail(upload).open("rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -157,7 +157,7 @@ def download_upload(request: HttpRequest, public_id: str) -> HttpResponse:
     upload = _own_upload(request, public_id)
     try:
         with limits.limited(f"user:{request.user.pk}"):
-            rendering = uploads.redownload(upload)
+            rendering = upload_history.redownload(upload)
     except RemovalError as exc:
         messages.error(request, f"Could not render {upload.filename or 'the image'}: {exc}")
         return redirect("history")

@@ -1,7 +1,7 @@
 from django import template
 from django.template import Context
 
-from removal import tryouts, uploads
+from removal import tryouts, upload_history, uploads
 
 register = template.Library()
 
@@ -15,7 +15,7 @@ def uploader(context: Context) -> dict:
     if request.user.is_authenticated:
         state = uploads.uploader_state(request.user)
         adopted: list = tryouts.take_adopted(request.session)
-        stored = uploads.kept_upload(request.user, request.GET.get("upload", ""))
+        stored = upload_history.kept_upload(request.user, request.GET.get("upload", ""))
         if stored is not None:
             adopted.append({"id": stored.public_id, "name": stored.filename or "Stored upload"})
     else:
