@@ -62,11 +62,16 @@ def purge_expired(now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - retention()
     purged = 0
     for batch in Batch.objects.filter(finished_at__lt=cutoff).iterator():
-        items = batch.items.exclude(result_name="", input_name="")
-        for item in items:
-            for name in (item.result_name, item.input_name):
+        for item in batch.items.exclude(result_name="", input_name=""):
+            # The names are cleared first, conditionally: of several hosts purging at once,
+            # exactly one clears them and so deletes the files.
+            stored = {"result_name": item.result_name, "input_name": item.input_name}
+            if not BatchItem.objects.filter(pk=item.pk, **stored).update(
+                result_name="", input_name=""
+            ):
+                continue
+            for name in stored.values():
                 if name:
                     default_storage.delete(name)
             purged += bool(item.result_name)
-        items.update(result_name="", input_name="")
     return purged

@@ -216,6 +216,30 @@ def _expire_if_lapsed(account: CreditAccount, now: datetime) -> LedgerEntry | No
     return entry
 
 
+def close(user: AbstractBaseUser) -> LedgerEntry | None:
+    """The account is being deleted: its spendable credits go, in one expiry entry (so the
+    books still balance and the ledger stays as the accounting record), and `useBefore` is
+    set to now. Credits held for requests in progress settle or release as usual. Returns
+    the entry, or None when nothing was left to forfeit (or there is no credit account)."""
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().filter(user=user).first()
+        if account is None:
+            return None
+        now = timezone.now()
+        account.use_before = now
+        entry = None
+        if account.available > 0:
+            entry = _write(
+                account,
+                Kind.EXPIRY,
+                -account.available,
+                f"closed:{account.pk}:{uuid.uuid4().hex}",
+                "account deleted by its owner",
+            )
+        account.save(update_fields=["balance", "use_before", "updated_at"])
+    return entry
+
+
 def _extend_validity(
     account: CreditAccount, now: datetime, days: int, pack: CreditPack | None
 ) -> None:

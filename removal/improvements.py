@@ -78,9 +78,11 @@ def purge_expired(now: datetime | None = None) -> int:
     """Delete the submissions past CUTOUT_IMPROVE_RETENTION_DAYS; returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.CUTOUT_IMPROVE_RETENTION_DAYS)
+    expired = Improvement.objects.filter(created_at__lt=cutoff)
     count = 0
-    for improvement in Improvement.objects.filter(created_at__lt=cutoff).iterator():
-        improvement.image.delete(save=False)
-        improvement.delete()
-        count += 1
+    for improvement in expired.iterator():
+        # Row first, conditionally: of several hosts purging at once, one deletes the file.
+        if expired.filter(pk=improvement.pk).delete()[0]:
+            improvement.image.delete(save=False)
+            count += 1
     return count

@@ -102,10 +102,14 @@ class Upload(models.Model):
     alpha = models.FileField(upload_to=_upload_path, max_length=255)
     # A JPEG of at most 1 MP for originals a browser cannot show (HEIC, TIFF, CMYK JPEG).
     preview = models.FileField(upload_to=_upload_path, max_length=255, blank=True)
+    # The history's small JPEG, made on its first showing (removal/uploads.py).
+    thumbnail = models.FileField(upload_to=_upload_path, max_length=255, blank=True)
     width = models.PositiveIntegerField(help_text="Oriented input width in pixels.")
     height = models.PositiveIntegerField(help_text="Oriented input height in pixels.")
     paid = models.BooleanField(default=False)
     charged = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    # The Pixian option fields of the last render (as sent), for the history's re-download.
+    options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 

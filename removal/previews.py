@@ -6,7 +6,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from removal.engine.decode import ImageInfo
 
@@ -32,4 +32,19 @@ def make(rgb: np.ndarray) -> bytes:
         image = image.resize(size, Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=PREVIEW_QUALITY)
+    return out.getvalue()
+
+
+THUMBNAIL_SIDE = 240
+
+
+def thumbnail(data: bytes) -> bytes:
+    """A JPEG of at most THUMBNAIL_SIDE pixels a side, from an image a browser shows (an
+    upload's original or its preview, both checked when they were stored), upright."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))  # JPEG: decode scaled
+        small = ImageOps.exif_transpose(image).convert("RGB")
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=PREVIEW_QUALITY)
     return out.getvalue()

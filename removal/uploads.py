@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image
@@ -58,6 +59,7 @@ _cache: OrderedDict[str, Cutout] = OrderedDict()
 _cache_lock = threading.Lock()
 # A visitor's try-out is kept this long, then purged (unless an account adopts it).
 TRYOUT_LIFETIME = timedelta(hours=1)
+PURGE_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,19 @@ def _store(
 
 
 def _rendering(
-    upload: Upload, result: RemovalResult, paid: charging.Charged, test: bool
+    upload: Upload,
+    result: RemovalResult,
+    paid: charging.Charged,
+    test: bool,
+    fields: Mapping[str, str] | None,
 ) -> Rendering:
+    updates: dict[str, object] = {}
     if paid.charged:
-        Upload.objects.filter(pk=upload.pk).update(charged=F("charged") + paid.charged)
+        updates["charged"] = F("charged") + paid.charged
+    if fields is not None:
+        updates["options"] = upload.options = dict(fields)
+    if updates:
+        Upload.objects.filter(pk=upload.pk).update(**updates)
     credits = ledger.account_summary(upload.user).credits if upload.user else Decimal(0)
     return Rendering(
         upload=upload,
@@ -187,18 +198,20 @@ def create_upload(
     call: Call | None = None,
     visitor: str = "",
     bounds: decode.ImageBounds = decode.DEFAULT_BOUNDS,
+    fields: Mapping[str, str] | None = None,
 ) -> Rendering:
     """Analyse `image` for `user`, charge it once (unless `options.test`), store what
     re-rendering needs, and render it with `options`. Without a user, the upload is the
     try-out of the session token `visitor` (removal/tryouts.py, test mode only: free).
 
     A repeated `key` (a retried request) renders the stored upload again and charges nothing
-    more. Raises RemovalError: 1xxx for a bad image (or one outside `bounds`), 4020/4021 when
-    the balance cannot pay, whatever the engine raises (after releasing the hold).
+    more. `fields` (the option fields as sent) are kept for the history's re-download.
+    Raises RemovalError: 1xxx for a bad image (or one outside `bounds`), 4020/4021 when the
+    balance cannot pay, whatever the engine raises (after releasing the hold).
     """
     existing = Upload.objects.filter(key=key, **_owned(user, visitor)).first()
     if existing is not None:
-        return render_upload(existing, options, call=call)
+        return render_upload(existing, options, call=call, fields=fields)
     with limits.free_work() if options.test else nullcontext():
         data = services.image_bytes(image)  # image.url: fetched under the API's rules
         info = decode.probe(data, bounds)
@@ -231,7 +244,7 @@ def create_upload(
         result = active_engine.render(cutout, options, free=options.test)
     if call is not None:
         call.saw_result(result)
-    return _rendering(upload, result, paid, options.test)
+    return _rendering(upload, result, paid, options.test, fields)
 
 
 def get_upload(user: AbstractBaseUser | None, public_id: str, visitor: str = "") -> Upload:
@@ -262,7 +275,11 @@ class _UploadPayment:
 
 
 def render_upload(
-    upload: Upload, options: RemovalOptions, *, call: Call | None = None
+    upload: Upload,
+    options: RemovalOptions,
+    *,
+    call: Call | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> Rendering:
     """Render a stored upload with `options`. Free, except that the first render outside test
     mode of an upload made in test mode charges the image's price (once)."""
@@ -275,7 +292,11 @@ def render_upload(
         try:
             ledger.check_affordable(upload.user, quote.hold)
         except ledger.InsufficientCreditsError as exc:
-            raise RemovalError(exc.code, str(exc)) from None
+            # A concurrent render may have paid since this one read the upload: its claim
+            # and its hold commit together, so the hold seen here comes with `paid` set.
+            upload.refresh_from_db(fields=["paid"])
+            if not upload.paid:
+                raise RemovalError(exc.code, str(exc)) from None
     result = active_engine.render(restore_cutout(upload), options, free=options.test)
     if options.test or upload.paid:
         paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
@@ -291,7 +312,7 @@ def render_upload(
         upload.paid = True
     if call is not None:
         call.saw_result(result)
-    return _rendering(upload, result, paid, options.test)
+    return _rendering(upload, result, paid, options.test, fields)
 
 
 def _remember(public_id: str, cutout: Cutout) -> None:
@@ -320,21 +341,38 @@ def restore_cutout(upload: Upload) -> Cutout:
 
 
 def _delete_files(upload: Upload) -> None:
-    for field in (upload.original, upload.alpha, upload.preview):
+    for field in (upload.original, upload.alpha, upload.preview, upload.thumbnail):
         if field.name:
             field.storage.delete(field.name)
 
 
+def _claim_and_delete(rows: QuerySet[Upload], upload: Upload) -> bool:
+    """Delete `upload`'s row if it is still in `rows`, then its files; False when it was not.
+
+    The row goes first, in one conditional DELETE: of several hosts purging at once (or a
+    purge and the owner's delete), exactly one deletes it and so removes the files; a row
+    changed meanwhile (a try-out adopted, its expiry moved) is not in `rows` and stays."""
+    if not rows.filter(pk=upload.pk).delete()[0]:
+        return False
+    with _cache_lock:
+        _cache.pop(upload.public_id, None)
+    _delete_files(upload)
+    return True
+
+
+def delete_upload(upload: Upload) -> bool:
+    """Delete the upload at once: its row, original, alpha and preview (the owner asked)."""
+    return _claim_and_delete(Upload.objects.all(), upload)
+
+
 def purge_expired(now: datetime | None = None) -> int:
-    """Delete the stored files and rows of uploads past their retention; returns how many."""
-    now = now or timezone.now()
+    """Delete the stored files and rows of uploads past their retention; returns how many
+    this call deleted. Safe on several hosts at once (`_claim_and_delete`)."""
+    expired = Upload.objects.filter(expires_at__lte=now or timezone.now())
     count = 0
-    for upload in Upload.objects.filter(expires_at__lte=now).iterator():
-        _delete_files(upload)
-        upload.delete()
-        with _cache_lock:
-            _cache.pop(upload.public_id, None)
-        count += 1
+    # Batches read in full, no cursor left open while rows go (SQLite would lock the table).
+    while batch := list(expired.order_by("pk")[:PURGE_BATCH]):
+        count += sum(_claim_and_delete(expired, upload) for upload in batch)
     return count
 
 

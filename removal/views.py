@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from billing.formatting import format_credits
 from removal import inputs, limits, tryouts, uploads
 from removal.api.body import check_body_size
-from removal.api.pixian.options import parse_pixian_options
+from removal.api.pixian.options import given_fields, parse_pixian_options
 from removal.api.pixian.views import result_headers
 from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
@@ -66,7 +66,12 @@ class CreateUploadView(PageCallView):
             image = inputs.select_input(request.data, request.FILES)
             key = uploads.clean_key(request.data.get("key"))
             rendering = uploads.create_upload(
-                request.user, image, options, key=key, call=request.call
+                request.user,
+                image,
+                options,
+                key=key,
+                call=request.call,
+                fields=given_fields(request.data),
             )
         return image_response(rendering)
 
@@ -78,7 +83,9 @@ class RenderUploadView(PageCallView):
         upload = uploads.get_upload(request.user, public_id)
         with limits.limited(f"user:{request.user.pk}"):
             options = parse_pixian_options(request.data)
-            rendering = uploads.render_upload(upload, options, call=request.call)
+            rendering = uploads.render_upload(
+                upload, options, call=request.call, fields=given_fields(request.data)
+            )
         return image_response(rendering)
 
 

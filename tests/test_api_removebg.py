@@ -5,7 +5,6 @@ shows them; every error answers remove.bg's JSON with its status and charges not
 import base64
 import io
 import json
-import os
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
@@ -475,12 +474,13 @@ def test_improve_takes_at_most_a_hundred_a_day(api, alice):
     assert int(response["Retry-After"]) >= 1
 
 
-def test_purge_results_deletes_improvements_past_their_retention(api, alice, settings):
+def test_purge_results_deletes_improvements_past_their_retention(api, alice, settings, storage):
+    """On local files and on the S3 server (tests/support_s3.py)."""
     settings.CUTOUT_IMPROVE_RETENTION_DAYS = 30
     api.post("/v1.0/improve", {"image_file": upload(photo())})
     old = Improvement.objects.get()
     Improvement.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
-    path = old.image.path
+    assert storage.names() == [old.image.name]
     call_command("purge_results")
     assert not Improvement.objects.exists()
-    assert not os.path.exists(path)
+    assert storage.names() == []

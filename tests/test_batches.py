@@ -300,11 +300,15 @@ def test_release_stale_reservations_never_takes_a_batch_hold(alice, alice_key, l
     assert charged_total(batch_id) == 2 and held(alice) == 0
 
 
-def test_purge_results_deletes_batch_results_past_retention(alice, alice_key, loopback, photos):
+def test_purge_results_deletes_batch_results_past_retention(
+    alice, alice_key, loopback, photos, storage
+):
+    """On local files and on the S3 server (tests/support_s3.py)."""
     client = api(alice_key)
     batch_id = submit(client, {"items": [{"image.url": f"{photos}/0.jpg"}]}).json()["id"]
     run_tickets()
     assert client.get(f"{BATCHES}/{batch_id}/items/0").status_code == 200
+    assert storage.names(), "the result is stored"
     call_command("purge_results")
     assert client.get(f"{BATCHES}/{batch_id}/items/0").status_code == 200
     Batch.objects.filter(pk=batch_id).update(finished_at=timezone.now() - timedelta(hours=25))
@@ -313,6 +317,7 @@ def test_purge_results_deletes_batch_results_past_retention(alice, alice_key, lo
     assert "1 batch result" in out.getvalue()
     assert client.get(f"{BATCHES}/{batch_id}/items/0").status_code == 404
     assert client.get(f"{BATCHES}/{batch_id}").json()["counts"]["succeeded"] == 1
+    assert storage.names() == []
 
 
 def test_an_item_past_the_accounts_stored_results_cap_fails_uncharged(

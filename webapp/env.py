@@ -60,3 +60,24 @@ def env_decimal(name: str, default: str) -> Decimal:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def default_storage_from_env() -> dict:
+    """`STORAGES["default"]`: django-storages' S3 backend when AWS_STORAGE_BUCKET_NAME is set
+    (its own variable names), else local files under MEDIA_ROOT. A function so that the tests'
+    S3 server (tests/support_s3.py) configures storage through the same code."""
+    bucket = env_str("AWS_STORAGE_BUCKET_NAME")
+    if not bucket:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }

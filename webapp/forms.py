@@ -87,3 +87,23 @@ class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100, initial="default", help_text="A label to tell keys apart."
     )
+
+
+class DeleteAccountForm(forms.Form):
+    """Deleting an account asks for its password: a left-open session alone cannot do it."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password.", code="wrong_password")
+        return password

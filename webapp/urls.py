@@ -21,6 +21,21 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("account/", views.dashboard, name="dashboard"),
+    path("account/history/", views.history, name="history"),
+    path(
+        "account/history/<str:public_id>/thumbnail/",
+        views.upload_thumbnail,
+        name="upload_thumbnail",
+    ),
+    path(
+        "account/history/<str:public_id>/download/", views.download_upload, name="download_upload"
+    ),
+    path("account/history/<str:public_id>/delete/", views.delete_upload, name="delete_upload"),
+    path("account/delete/", views.delete_account, name="delete_account"),
+    path("privacy/", views.privacy, name="privacy"),
+    path("docs/api/", views.api_page, name="api_page"),
+    path("docs/migrate/", views.migration, name="migration"),
     path("account/keys/", views.api_keys, name="api_keys"),
     path("account/keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("admin/", admin.site.urls),

@@ -330,12 +330,14 @@ function initUploader(root, { Viewer, parseBox, parseSize }) {
     if (items.some((i) => i.reveal)) el.progressArea.scrollIntoView({ block: "center" });
   }
 
-  // Try-outs adopted at sign-up: already on the server, shown with the current options.
-  function addAdopted(ids) {
-    for (const id of ids) {
+  // Try-outs adopted at sign-up (ids) and an upload opened from the history ({id, name}):
+  // already on the server, shown with the current options.
+  function addAdopted(entries) {
+    for (const entry of entries) {
+      const id = typeof entry === "string" ? entry : entry.id;
       const item = {
         key: id,
-        name: "Your try-out",
+        name: typeof entry === "string" ? "Your try-out" : entry.name,
         sniff: { format: "stored", rebuildable: false },
         start: performance.now(),
         originalUrl: config.originalUrl(id),

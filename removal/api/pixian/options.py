@@ -16,6 +16,26 @@ OUTPUT_FORMATS = ("auto", "png", "jpeg", "delta_png")
 VERTICAL_ALIGNMENTS = ("top", "middle", "bottom")
 
 
+# Every field parse_pixian_options reads (the website keeps them with an upload).
+FIELDS = (
+    "test",
+    "max_pixels",
+    "background.color",
+    "result.crop_to_foreground",
+    "result.margin",
+    "result.target_size",
+    "result.vertical_alignment",
+    "output.format",
+    "output.jpeg_quality",
+)
+
+
+def given_fields(fields: Mapping[str, Any]) -> dict[str, str]:
+    """The option fields a request gave, as text (what parse_pixian_options parses)."""
+    given = ((name, params.given(fields, name)) for name in FIELDS)
+    return {name: str(value) for name, value in given if value is not None}
+
+
 def parse_pixian_options(fields: Mapping[str, Any]) -> RemovalOptions:
     """The Pixian fields of a form (or any mapping of strings) as RemovalOptions."""
     options: dict[str, Any] = {}
