@@ -6,6 +6,9 @@ with `CUTOUT_ENGINE_PROCESSES` > 0 the local engine runs in a pool of engine pro
 admitted ahead of free work, and a web worker's threads only wait; with 0 it runs in this
 process (development, the test suite). `get_remover()` builds the in-process engine lazily
 and keeps it for the life of the process (one model session, shared by every thread).
+In reseller mode (`CUTOUT_ENGINE=pixian`) the engine is `removal/upstream/engine.py`'s, in
+the web process (its work is mostly waiting on the upstream), with the local engine as its
+fallback when `CUTOUT_RESELLER_FALLBACK=local`.
 Nothing here runs at import time, so management commands and migrations never need the model.
 """
 
@@ -25,6 +28,7 @@ from removal.errors import RemovalError
 
 _lock = threading.Lock()
 _remover: Remover | None = None
+_fallback: Remover | None = None
 _pool: pool.EnginePool | None = None
 
 
@@ -88,10 +92,34 @@ def build_local() -> LocalRemover:
         raise EngineUnavailableError(str(exc)) from exc
 
 
+def fallback_enabled() -> bool:
+    return settings.CUTOUT_ENGINE == "pixian" and settings.CUTOUT_RESELLER_FALLBACK == "local"
+
+
+def get_fallback() -> Remover:
+    """Reseller mode's local engine (CUTOUT_RESELLER_FALLBACK=local), built on first use in
+    this process: the model is loaded only when the fallback is on."""
+    global _fallback
+    if _fallback is None:
+        with _lock:
+            if _fallback is None:
+                _fallback = build_local()
+    return _fallback
+
+
 def build_remover() -> Remover:
     engine = getattr(settings, "CUTOUT_ENGINE", "local")
     if engine == "local":
         return build_local()
+    if engine == "pixian":
+        from removal.upstream.engine import UpstreamRemover
+
+        return UpstreamRemover(
+            settings.SECRET_KEY,
+            fallback=get_fallback if fallback_enabled() else None,
+            fallback_s=settings.CUTOUT_ENGINE_TIMEOUT_S,
+            request_s=settings.CUTOUT_REQUEST_TIMEOUT_S,
+        )
     raise EngineUnavailableError(f"engine {engine!r} is not available in this build")
 
 
@@ -135,6 +163,8 @@ def warm() -> None:
         get_pool()
     else:
         get_remover()
+    if fallback_enabled():
+        get_fallback()
 
 
 def _run(method: str, args: tuple, free: bool) -> Any:

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support_upstream",
     "tests.support_engine",
     "tests.support_gunicorn",
+    "tests.support_reseller",
 ]
 
 

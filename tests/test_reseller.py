@@ -1,0 +1,230 @@
+"""Reseller mode through both hops: a customer of the reseller (a real gunicorn with
+`CUTOUT_ENGINE=pixian`) is served by its upstream (another real gunicorn, local engine), is
+charged the upstream's charge × markup, and the upstream is charged once per customer call."""
+
+import base64
+import io
+from decimal import Decimal
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support_api import photo, photo_host
+from tests.support_reseller import MARKUP, Pair, check_ledger
+
+REMOVE = "/api/v2/remove-background"
+PHOTO = photo("chelsea", (240, 160))
+
+
+def remove(pair: Pair, fields: dict[str, str] | None = None, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{pair.reseller.url}{REMOVE}",
+        auth=pair.customer,
+        files={"image": ("cat.jpg", PHOTO, "image/jpeg")},
+        data=fields or {},
+        headers=headers,
+        timeout=120,
+    )
+
+
+def direct(pair: Pair, fields: dict[str, str]) -> httpx.Response:
+    """The same call straight to the upstream, with the operator's own key."""
+    return httpx.post(
+        f"{pair.upstream.url}{REMOVE}",
+        auth=pair.operator,
+        files={"image": ("cat.jpg", PHOTO, "image/jpeg")},
+        data=fields,
+        timeout=120,
+    )
+
+
+class Meter:
+    """Both balances and the upstream's removal requests, before and after a step."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.customer = pair.customer_credits()
+        self.upstream = pair.upstream_credits()
+        self.requests = pair.proxy.requests
+
+    def spent(self) -> tuple[Decimal, Decimal, int]:
+        """(customer credits spent, upstream credits spent, upstream requests made)."""
+        return (
+            self.customer - self.pair.customer_credits(),
+            self.upstream - self.pair.upstream_credits(),
+            self.pair.proxy.requests - self.requests,
+        )
+
+
+EVERY_OPTION_GROUP = {
+    "max_pixels": "20000",
+    "background.color": "#336699",
+    "result.crop_to_foreground": "true",
+    "result.margin": "5%",
+    "result.target_size": "300 200",
+    "result.vertical_alignment": "bottom",
+    "output.format": "jpeg",
+    "output.jpeg_quality": "60",
+}
+
+
+def test_a_pixian_call_is_forwarded_unchanged_and_charged_the_upstream_charge_times_markup(pair):
+    meter = Meter(pair)
+    answer = remove(pair, EVERY_OPTION_GROUP)
+    assert answer.status_code == 200, answer.text
+    assert meter.spent() == (MARKUP, Decimal(1), 1)
+    assert answer.headers["X-Credits-Charged"] == str(MARKUP)
+    assert "X-Credits-Calculated" not in answer.headers
+    assert answer.headers["X-Cutout-Engine"] == "upstream"
+
+    # The upstream's own answer to the same call: the same bytes and X-* headers but for
+    # the credits and the request id, which are Cutout's.
+    same = direct(pair, EVERY_OPTION_GROUP)
+    assert same.status_code == 200
+    assert answer.content == same.content
+    assert answer.headers["Content-Type"] == same.headers["Content-Type"] == "image/jpeg"
+    upstream_headers = {k: v for k, v in same.headers.items() if k.lower().startswith("x-")}
+    for name, value in upstream_headers.items():
+        if name.lower() in {"x-credits-charged", "x-request-id"}:
+            continue
+        assert answer.headers[name] == value, name
+    assert answer.headers["X-Request-Id"] != same.headers["X-Request-Id"]
+    assert Image.open(io.BytesIO(answer.content)).size == (300, 200)
+    assert answer.headers["X-Result-Size"] == "300 200"
+
+
+def test_test_mode_goes_upstream_as_test_and_costs_nobody_anything(pair):
+    meter = Meter(pair)
+    answer = remove(pair, {"test": "true", "output.format": "png"})
+    assert answer.status_code == 200, answer.text
+    assert meter.spent() == (0, 0, 1)
+    assert answer.headers["X-Credits-Charged"] == "0"
+    assert answer.headers["X-Credits-Calculated"] == str(MARKUP)
+
+
+def test_a_delta_png_comes_through_both_hops_at_the_input_size(pair):
+    meter = Meter(pair)
+    answer = remove(pair, {"output.format": "delta_png"})
+    assert answer.status_code == 200, answer.text
+    assert meter.spent() == (MARKUP, 1, 1)
+    assert Image.open(io.BytesIO(answer.content)).size == (240, 160)
+    assert answer.headers["X-Result-Size"] == answer.headers["X-Input-Size"] == "240 160"
+
+
+def test_an_answer_lost_on_the_way_back_is_asked_again_with_the_same_key_and_charged_once(pair):
+    meter = Meter(pair)
+    pair.proxy.drop_next()
+    answer = remove(pair, {"background.color": "#ff0000"})
+    assert answer.status_code == 200, answer.text
+    assert pair.proxy.dropped >= 1
+    # Two requests upstream, one charge on each side.
+    assert meter.spent() == (MARKUP, 1, 2)
+    assert answer.headers["X-Credits-Charged"] == str(MARKUP)
+
+
+def test_a_customer_retry_with_its_idempotency_key_is_answered_once(pair):
+    meter = Meter(pair)
+    first = remove(pair, {"output.format": "png"}, **{"Idempotency-Key": "retry-0001"})
+    again = remove(pair, {"output.format": "png"}, **{"Idempotency-Key": "retry-0001"})
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.content == again.content
+    assert meter.spent() == (MARKUP, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def backgrounds():
+    with photo_host({"/sky.jpg": photo("coffee", (120, 80))}) as url:
+        yield url
+
+
+def test_requests_invalid_here_never_reach_the_upstream(pair, backgrounds):
+    meter = Meter(pair)
+    bad_option = remove(pair, {"max_pixels": "5"})
+    assert bad_option.status_code == 400 and bad_option.json()["error"]["code"] == 2002
+    not_an_image = httpx.post(
+        f"{pair.reseller.url}{REMOVE}",
+        auth=pair.customer,
+        files={"image": ("cat.jpg", b"not an image at all", "image/jpeg")},
+        timeout=60,
+    )
+    assert not_an_image.status_code == 400, not_an_image.text
+    rbg = f"{pair.reseller.url}/v1.0/removebg"
+    key = {"X-Api-Key": ":".join(pair.customer)}
+    files = {"image_file": ("cat.jpg", PHOTO, "image/jpeg")}
+    outside = httpx.post(rbg, headers=key, files=files, data={"roi": "500px 500px 600px 600px"})
+    assert outside.status_code == 400, outside.text
+    missing_bg = httpx.post(
+        rbg, headers=key, files=files, data={"bg_image_url": f"{backgrounds}/missing.jpg"}
+    )
+    assert missing_bg.status_code == 400, missing_bg.text
+    assert meter.spent() == (0, 0, 0)
+
+
+def test_remove_bg_is_rendered_here_from_the_upstreams_cutout(pair, backgrounds):
+    meter = Meter(pair)
+    answer = httpx.post(
+        f"{pair.reseller.url}/v1.0/removebg",
+        headers={"X-Api-Key": ":".join(pair.customer)},
+        files={"image_file": ("cat.jpg", PHOTO, "image/jpeg")},
+        data={
+            "size": "full",
+            "bg_image_url": f"{backgrounds}/sky.jpg",
+            "roi": "10% 10% 90% 90%",
+            "format": "png",
+        },
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Credits-Charged"] == str(MARKUP)
+    assert answer.headers["X-Cutout-Engine"] == "upstream"
+    assert meter.spent() == (MARKUP, 1, 1)
+    image = Image.open(io.BytesIO(answer.content))
+    assert image.size == (240, 160)
+
+
+def test_a_remove_bg_preview_costs_the_upstream_charge_times_markup(pair):
+    meter = Meter(pair)
+    answer = httpx.post(
+        f"{pair.reseller.url}/v1.0/removebg",
+        headers={"X-Api-Key": ":".join(pair.customer)},
+        files={"image_file": ("cat.jpg", PHOTO, "image/jpeg")},
+        data={"size": "preview", "type": "auto"},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    assert meter.spent() == (MARKUP, 1, 1)
+
+
+def test_baidu_mask_comes_from_the_upstream_alpha(pair):
+    token = httpx.get(
+        f"{pair.reseller.url}/oauth/2.0/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": pair.customer[0],
+            "client_secret": pair.customer[1],
+        },
+        timeout=30,
+    ).json()["access_token"]
+    meter = Meter(pair)
+    answer = httpx.post(
+        f"{pair.reseller.url}/rest/2.0/image-process/v1/segment",
+        params={"access_token": token},
+        json={"image": base64.b64encode(PHOTO).decode(), "return_form": "mask"},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "error_code" not in body, body
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"]))))
+    assert mask.shape[:2] == (160, 240)
+    assert set(np.unique(mask)) <= {0, 255} and mask.max() == 255
+    assert meter.spent() == (MARKUP, 1, 1)
+
+
+def test_both_ledgers_are_consistent(pair):
+    for data_dir in (pair.reseller_dir, pair.upstream_dir):
+        done = check_ledger(data_dir)
+        assert done.returncode == 0, done.stdout + done.stderr
