@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from removal import errors
 from removal.errors import RemovalError
 
 HEALTH_KEY = "upstream:health"
@@ -25,6 +26,7 @@ ACCOUNT_TTL_S = 60
 HEALTH_TTL_S = 30 * 24 * 3600
 
 _noted = threading.local()
+UPSTREAM_CODES = (errors.UPSTREAM_FAILED, errors.UPSTREAM_UNAVAILABLE, errors.UPSTREAM_TIMEOUT)
 
 
 def note_answer(status: int, error: tuple[int, str] | None) -> None:
@@ -113,5 +115,44 @@ def current() -> Health:
     )
 
 
-def recent_window() -> datetime:
-    return timezone.now() - timedelta(hours=1)
+@dataclass(frozen=True)
+class RecentCalls:
+    """Removal calls in the last hour, from the call records, and those the upstream failed."""
+
+    calls: int
+    upstream_failures: int
+
+
+def recent_calls() -> RecentCalls:
+    from removal.models import CallRecord
+
+    recent = CallRecord.objects.filter(created_at__gte=timezone.now() - timedelta(hours=1))
+    return RecentCalls(
+        calls=recent.count(),
+        upstream_failures=recent.filter(error_code__in=UPSTREAM_CODES).count(),
+    )
+
+
+def lines(now: Health, recent: RecentCalls) -> list[tuple[str, str]]:
+    """The operator's view as (label, value) rows: the staff page and the command print these."""
+    error = now.last_error
+    if error:
+        upstream = " ".join(
+            str(part) for part in (error["upstream_status"], error["upstream_code"]) if part
+        )
+        shown = f"{error['at']:%Y-%m-%d %H:%M:%S}Z: {error['cutout_code']}"
+        shown += f" (upstream {upstream})" if upstream else ""
+        shown += f" {error['message']}"
+    else:
+        shown = "none"
+    return [
+        ("last success", f"{now.last_success:%Y-%m-%d %H:%M:%S}Z" if now.last_success else "never"),
+        ("last error", shown),
+        ("current 429 backoff", f"{now.backoff_s:g} s"),
+        (
+            "upstream credits",
+            now.credits if now.credits is not None else f"unknown ({now.account_error})",
+        ),
+        ("calls in the last hour", str(recent.calls)),
+        ("upstream failures in the last hour", str(recent.upstream_failures)),
+    ]
