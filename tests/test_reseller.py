@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import PASSWORD
 from tests.support_api import photo, photo_host
+from tests.support_gunicorn import SERVED_EMAIL
 from tests.support_reseller import MARKUP, Pair, check_ledger
 
 REMOVE = "/api/v2/remove-background"
@@ -221,6 +223,66 @@ def test_baidu_mask_comes_from_the_upstream_alpha(pair):
     mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"]))))
     assert mask.shape[:2] == (160, 240)
     assert set(np.unique(mask)) <= {0, 255} and mask.max() == 255
+    assert meter.spent() == (MARKUP, 1, 1)
+
+
+def website(pair: Pair) -> httpx.Client:
+    """The customer signed in on the reseller's website, as a browser would be."""
+    browser = httpx.Client(base_url=pair.reseller.url, timeout=120)
+    # The double-submit pair a browser would carry (pages need collected static files).
+    token = "k" * 32
+    browser.cookies.set("csrftoken", token)
+    signed_in = browser.post(
+        "/accounts/login/",
+        data={"username": SERVED_EMAIL, "password": PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{pair.reseller.url}/accounts/login/"},
+    )
+    assert signed_in.status_code == 302, signed_in.text[:500]
+    # Signing in rotates the token.
+    token = signed_in.cookies["csrftoken"]
+    browser.cookies.delete("csrftoken")
+    browser.cookies.set("csrftoken", token)
+    browser.headers["X-CSRFToken"] = token
+    browser.headers["Referer"] = f"{pair.reseller.url}/remove/"
+    return browser
+
+
+def test_a_website_upload_is_one_upstream_call_and_its_re_renders_are_free(pair):
+    browser = website(pair)
+    meter = Meter(pair)
+    first = browser.post(
+        "/remove/uploads/",
+        files={"image": ("cat.jpg", PHOTO, "image/jpeg")},
+        data={"key": "page-file-0001"},
+    )
+    assert first.status_code == 200, first.text[:500]
+    assert first.headers["X-Credits-Charged"] == str(MARKUP)
+    assert meter.spent() == (MARKUP, 1, 1)
+    upload_id = first.headers["X-Upload-Id"]
+    meter = Meter(pair)
+    for fields in ({"background.color": "#336699"}, {"output.format": "jpeg"}):
+        again = browser.post(f"/remove/uploads/{upload_id}/render/", data=fields)
+        assert again.status_code == 200, again.text[:500]
+        assert again.headers["X-Credits-Charged"] == "0"
+    assert meter.spent() == (0, 0, 0)
+
+
+def test_a_test_mode_upload_is_free_upstream_until_its_first_production_render(pair):
+    browser = website(pair)
+    meter = Meter(pair)
+    first = browser.post(
+        "/remove/uploads/",
+        files={"image": ("cat.jpg", PHOTO, "image/jpeg")},
+        data={"key": "page-file-0002", "test": "true"},
+    )
+    assert first.status_code == 200, first.text[:500]
+    assert first.headers["X-Credits-Charged"] == "0"
+    assert meter.spent() == (0, 0, 1)
+    upload_id = first.headers["X-Upload-Id"]
+    meter = Meter(pair)
+    for _ in range(2):
+        paid = browser.post(f"/remove/uploads/{upload_id}/render/", data={"output.format": "png"})
+        assert paid.status_code == 200, paid.text[:500]
     assert meter.spent() == (MARKUP, 1, 1)
 
 
