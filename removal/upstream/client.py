@@ -12,8 +12,8 @@ that covers every try and every wait. Pixian's rules for clients are followed:
   time-out leaves no time for another try anyway.
 - Never retried: `500` (it may be this image that breaks the upstream) and other `4xx`.
 
-Failures become `RemovalError`s as the README's table says ("Reseller mode and the
-upstream"): `_call()` decides waits, time-outs and lost connections, `_failure()` every other
+Failures become `RemovalError`s as the README's table says ("The upstream client"):
+`_call()` decides waits, time-outs and lost connections, `_failure()` every other
 answer. The customer never sees the upstream's credentials or internals; what the operator
 must act on is logged at ERROR as "upstream alert: ...".
 """
@@ -348,7 +348,7 @@ def _alert(text: str) -> None:
     logger.error("upstream alert: %s", text)
 
 
-# --- the error-mapping table (README: "Reseller mode and the upstream") ------------------
+# --- the error-mapping table (README: "Reseller mode", "The upstream client") -------------
 
 
 def _failure(answer: _Answer, what: str, tries: int) -> RemovalError:
