@@ -3,11 +3,14 @@ each upstream answer in the README's table gives the customer the mapped error a
 nothing; the fallback serves with the local engine when it is on; the upstream cap and the
 operator's view."""
 
+import io
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from PIL import Image
 
 from billing import ledger
 from billing.models import LedgerEntry
@@ -206,3 +209,37 @@ def test_the_upstream_page_is_for_staff_only(reseller, alice, bob):
     shown = client.get(page)
     assert shown.status_code == 200
     assert b"812.5" in shown.content and b"calls in the last hour" in shown.content
+
+
+def test_a_charge_above_the_hold_is_capped_and_the_rest_recorded_as_the_resellers_loss(
+    reseller, alice, alice_key
+):
+    # The hold is markup x 1 upstream credit; an upstream charging 1.5 leaves 1 uncollected.
+    reseller.reply(success(charged="1.5"))
+    answer = post(alice_key)
+    assert answer.status_code == 200, answer.content
+    assert answer["X-Credits-Charged"] == "2"
+    entry = LedgerEntry.objects.get(account__user=alice, kind="charge")
+    assert entry.amount == -2 and entry.uncollected == 1
+    assert ledger.check() == []
+
+
+def test_boxes_send_the_crop_that_bounds_them_and_clear_the_alpha_outside(
+    reseller, alice, alice_key
+):
+    reseller.reply(success())  # an opaque red 16 x 12 cut-out, scaled to the crop
+    client = Client(HTTP_X_API_KEY=":".join(alice_key))
+    answer = client.post(
+        "/v1.0/removebg",
+        {"image_file": upload(photo()), "roi": "20px 10px 120px 90px", "format": "png"},
+    )
+    assert answer.status_code == 200, answer.content
+    sent = reseller.seen[-1]
+    assert sent.fields["max_pixels"] == str(100 * 80)
+    assert Image.open(io.BytesIO(sent.files["image"][1])).size == (100, 80)
+    alpha = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGBA"))[..., 3].copy()
+    assert alpha.shape == (160, 240)
+    assert alpha[10:90, 20:120].min() == 255
+    alpha[10:90, 20:120] = 0
+    assert alpha.max() == 0
+    assert ledger.balance(alice) == ALICE_CREDITS - MARKUP
