@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -113,6 +114,8 @@ class Pair:
     upstream_dir: Path
     customer: tuple[str, str]
     operator: tuple[str, str]
+    reseller_database: str | None = None
+    upstream_database: str | None = None
 
     def credits(self, server: Gunicorn, key: tuple[str, str]) -> Decimal:
         answer = httpx.get(f"{server.url}/api/v2/account", auth=key, timeout=30)
@@ -126,11 +129,11 @@ class Pair:
         return self.credits(self.upstream, self.operator)
 
 
-def check_ledger(data_dir: Path) -> subprocess.CompletedProcess:
+def check_ledger(data_dir: Path, database: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check_ledger"],
         cwd=REPO,
-        env=server_env(data_dir, DJANGO_DEBUG="0"),
+        env=server_env(data_dir, DJANGO_DEBUG="0", DATABASE_URL=database),
         capture_output=True,
         text=True,
         timeout=120,
@@ -146,16 +149,19 @@ PRODUCTION = {
 }
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory) -> Iterator[Pair]:
-    """The two servers, shared by a module's tests (each server takes seconds to start)."""
-    upstream_dir = tmp_path_factory.mktemp("upstream")
-    reseller_dir = tmp_path_factory.mktemp("reseller")
-    operator = prepare_site(upstream_dir, credits=UPSTREAM_CREDITS, **PRODUCTION)
-    with gunicorn(upstream_dir, **PRODUCTION) as upstream:
+@contextmanager
+def served_pair(
+    upstream_dir: Path, reseller_dir: Path, databases: tuple[str | None, str | None] = (None, None)
+) -> Iterator[Pair]:
+    """The upstream (local engine) and the reseller in front of it through the proxy;
+    `databases` are the two servers' DATABASE_URLs (None: SQLite in each data folder)."""
+    upstream_env = {**PRODUCTION, "DATABASE_URL": databases[0]}
+    operator = prepare_site(upstream_dir, credits=UPSTREAM_CREDITS, **upstream_env)
+    with gunicorn(upstream_dir, **upstream_env) as upstream:
         proxy = DroppingProxy((upstream.host, upstream.port))
         reseller_env = {
             **PRODUCTION,
+            "DATABASE_URL": databases[1],
             "CUTOUT_ENGINE": "pixian",
             "CUTOUT_UPSTREAM_URL": proxy.url,
             "CUTOUT_UPSTREAM_ID": operator[0],
@@ -167,7 +173,34 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
         try:
             with gunicorn(reseller_dir, **reseller_env) as reseller:
                 yield Pair(
-                    reseller, upstream, proxy, reseller_dir, upstream_dir, customer, operator
+                    reseller,
+                    upstream,
+                    proxy,
+                    reseller_dir,
+                    upstream_dir,
+                    customer,
+                    operator,
+                    reseller_env["DATABASE_URL"],
+                    upstream_env["DATABASE_URL"],
                 )
         finally:
             proxy.close()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Iterator[Pair]:
+    """The two servers on SQLite, shared by a module's tests (each takes seconds to start)."""
+    with served_pair(tmp_path_factory.mktemp("upstream"), tmp_path_factory.mktemp("reseller")) as p:
+        yield p
+
+
+def fresh_postgres_databases(url: str, names: tuple[str, str]) -> tuple[str, str]:
+    """Two empty databases beside `url`'s (dropped first if a past run left them)."""
+    import psycopg
+
+    base = url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{names[0]}", f"{base}/{names[1]}"

@@ -4,6 +4,7 @@ charged the upstream's charge × markup, and the upstream is charged once per cu
 
 import base64
 import io
+import os
 from decimal import Decimal
 
 import httpx
@@ -14,7 +15,13 @@ from PIL import Image
 from tests.conftest import PASSWORD
 from tests.support_api import photo, photo_host
 from tests.support_gunicorn import SERVED_EMAIL
-from tests.support_reseller import MARKUP, Pair, check_ledger
+from tests.support_reseller import (
+    MARKUP,
+    Pair,
+    check_ledger,
+    fresh_postgres_databases,
+    served_pair,
+)
 
 REMOVE = "/api/v2/remove-background"
 PHOTO = photo("chelsea", (240, 160))
@@ -289,4 +296,24 @@ def test_a_test_mode_upload_is_free_upstream_until_its_first_production_render(p
 def test_both_ledgers_are_consistent(pair):
     for data_dir in (pair.reseller_dir, pair.upstream_dir):
         done = check_ledger(data_dir)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.concurrent
+def test_both_hops_on_two_postgresql_databases(tmp_path_factory):
+    url = os.environ["DATABASE_URL"]
+    name = url.rsplit("/", 1)[1]
+    databases = fresh_postgres_databases(url, (f"{name}_hop_upstream", f"{name}_hop_reseller"))
+    upstream_dir = tmp_path_factory.mktemp("pg-upstream")
+    reseller_dir = tmp_path_factory.mktemp("pg-reseller")
+    with served_pair(upstream_dir, reseller_dir, databases) as pg:
+        meter = Meter(pg)
+        assert remove(pg, {"output.format": "png"}).status_code == 200
+        assert remove(pg, {"test": "true"}).status_code == 200
+        pg.proxy.drop_next()
+        assert remove(pg, {"background.color": "#00ff00"}).status_code == 200
+        assert meter.spent() == (2 * MARKUP, 2, 4)
+    for data_dir, database in ((reseller_dir, databases[1]), (upstream_dir, databases[0])):
+        done = check_ledger(data_dir, database)
         assert done.returncode == 0, done.stdout + done.stderr
