@@ -253,10 +253,12 @@ class _UploadPayment:
 
     def __init__(self, upload: Upload) -> None:
         self.upload = upload
+        self.taken = False
 
     def take(self) -> bool:
         # A conditional UPDATE: of several at once, the database lets exactly one flip it.
-        return Upload.objects.filter(pk=self.upload.pk, paid=False).update(paid=True) == 1
+        self.taken = Upload.objects.filter(pk=self.upload.pk, paid=False).update(paid=True) == 1
+        return self.taken
 
     def give_back(self) -> None:
         Upload.objects.filter(pk=self.upload.pk).update(paid=False)
@@ -283,13 +285,16 @@ def render_upload(
     elif pricing.reseller_mode():
         # The test-mode analysis came from the upstream's free (watermarked) call: the first
         # production render is one production upstream call, charged what it costs, once.
+        payment = _UploadPayment(upload)
         paid = charging.run(
             upload.user,
             quote,
             _reference(upload.key),
-            lambda: _analysed_again(upload, options),
+            # Only the render that took the payment asks the upstream; a twin renders the kept
+            # analysis and charges nothing.
+            lambda: _analysed_again(upload, options) if payment.taken else restore_cutout(upload),
             due=services.upstream_due,
-            claim=_UploadPayment(upload),
+            claim=payment,
             call=call,
         )
         result = active_engine.render(paid.result, options)
