@@ -1,6 +1,7 @@
-"""Reseller mode end to end: two real gunicorns, one in reseller mode (`CUTOUT_ENGINE=pixian`)
-whose upstream is the other (local engine), each with its own data folder and SQLite file,
-and a small TCP proxy between them that can drop an answer after the upstream has sent it."""
+"""Reseller mode end to end: two real servers, one in reseller mode (`CUTOUT_ENGINE=pixian`,
+served as in production: nginx in front of gunicorn) whose upstream is the other (a plain
+gunicorn, local engine), each with its own data folder and database, and a small TCP proxy
+between them that can drop an answer after the upstream has sent it."""
 
 import json
 import socket
@@ -16,7 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support_gunicorn import REPO, Gunicorn, gunicorn, prepare_site, server_env
+from tests.support_gunicorn import (
+    REPO,
+    Gunicorn,
+    gunicorn,
+    nginx_site,
+    prepare_site,
+    server_env,
+)
 
 MARKUP = Decimal("1.5")
 RESELLER_CREDITS = 30
@@ -171,7 +179,8 @@ def served_pair(
         }
         customer = prepare_site(reseller_dir, credits=RESELLER_CREDITS, **reseller_env)
         try:
-            with gunicorn(reseller_dir, **reseller_env) as reseller:
+            # The reseller as documented for production: `manage.py serve` (nginx, gunicorn).
+            with nginx_site(reseller_dir, **reseller_env) as reseller:
                 yield Pair(
                     reseller,
                     upstream,
