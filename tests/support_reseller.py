@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -124,6 +124,18 @@ class Pair:
     operator: tuple[str, str]
     reseller_database: str | None = None
     upstream_database: str | None = None
+    reseller_env: dict = field(default_factory=dict)
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        """`python manage.py ARGS` on the reseller's site, as its operator would run it."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=server_env(self.reseller_dir, **self.reseller_env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def credits(self, server: Gunicorn, key: tuple[str, str]) -> Decimal:
         answer = httpx.get(f"{server.url}/api/v2/account", auth=key, timeout=30)

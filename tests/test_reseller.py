@@ -6,6 +6,7 @@ import base64
 import io
 import os
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -291,6 +292,46 @@ def test_a_test_mode_upload_is_free_upstream_until_its_first_production_render(p
         paid = browser.post(f"/remove/uploads/{upload_id}/render/", data={"output.format": "png"})
         assert paid.status_code == 200, paid.text[:500]
     assert meter.spent() == (MARKUP, 1, 1)
+
+
+def test_the_readme_steps_give_a_first_marked_up_charge(pair):
+    """The README's "From nothing to a first marked-up charge", run as written (but `serve`,
+    which the fixture ran, and the upstream, which is the second server here)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("**From nothing to a first marked-up charge**", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "CUTOUT_RESELLER_MARKUP=1.5" in block and str(MARKUP) == "1.5"
+    steps = [line.split("#")[0].split() for line in block.splitlines()]
+    steps = [step[2:] for step in steps if step[:2] == ["python", "manage.py"]]
+    assert [step[0] for step in steps] == [
+        "migrate",
+        "create_api_key",
+        "grant_credits",
+        "serve",
+        "upstream_status",
+    ]
+    key = None
+    for step in steps[:3]:
+        done = pair.manage(*step)
+        assert done.returncode == 0, done.stderr
+        if step[0] == "create_api_key":
+            key = tuple(done.stdout.split())
+    curl = next(line for line in block.splitlines() if line.startswith("curl"))
+    assert "-u ID:SECRET -F image=@photo.jpg" in curl and REMOVE in curl
+    answer = httpx.post(
+        f"{pair.reseller.url}{REMOVE}",
+        auth=key,
+        files={"image": ("photo.jpg", PHOTO, "image/jpeg")},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    promised = block.split("X-Credits-Charged: ", 1)[1].split()[0]
+    assert answer.headers["X-Credits-Charged"] == promised == "1.5"
+    assert pair.credits(pair.reseller, key) == Decimal("8.5")
+    assert "balance is now 8.5" in block
+    status = pair.manage(*steps[4])
+    assert status.returncode == 0, status.stderr
+    assert "upstream credits:" in status.stdout and "last success:" in status.stdout
 
 
 def test_both_ledgers_are_consistent(pair):
