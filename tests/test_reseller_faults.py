@@ -3,7 +3,9 @@ each upstream answer in the README's table gives the customer the mapped error a
 nothing; the fallback serves with the local engine when it is on; the upstream cap and the
 operator's view."""
 
+import base64
 import io
+import json
 from decimal import Decimal
 
 import numpy as np
@@ -26,6 +28,7 @@ from tests.support_api import (
 )
 from tests.support_billing import ALICE_CREDITS
 from tests.support_upstream import error, reset, stall, success, text, truncated
+from tests.test_api_baidu import SEGMENT_PATH, token_for
 
 MARKUP = Decimal("2")
 
@@ -243,3 +246,38 @@ def test_boxes_send_the_crop_that_bounds_them_and_clear_the_alpha_outside(
     alpha[10:90, 20:120] = 0
     assert alpha.max() == 0
     assert ledger.balance(alice) == ALICE_CREDITS - MARKUP
+
+
+def test_baidu_control_boxes_and_remove_bg_zip_are_rendered_here(reseller, alice, alice_key):
+    client = Client()
+    token = token_for(client, alice_key)
+    boxes = json.dumps([[[10, 10], [60, 50]], [[150, 80], [230, 150]]])
+    answer = client.post(
+        f"{SEGMENT_PATH}?access_token={token}",
+        json.dumps(
+            {
+                "image": base64.b64encode(photo()).decode(),
+                "method": "control",
+                "position": boxes,
+                "return_form": "mask",
+            }
+        ),
+        content_type="application/json",
+    )
+    assert answer.status_code == 200 and "error_code" not in answer.json(), answer.content
+    assert answer["X-Cutout-Engine"] == "upstream"
+    # One upstream call with the crop bounding both boxes.
+    sent = reseller.seen[-1]
+    assert Image.open(io.BytesIO(sent.files["image"][1])).size == (220, 140)
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer.json()["image"]))))
+    assert mask[10:50, 10:60].min() == 255 and mask[80:150, 150:230].min() == 255
+    assert mask[60:80, 70:140].max() == 0
+    rbg = Client(HTTP_X_API_KEY=":".join(alice_key))
+    zipped = rbg.post(
+        "/v1.0/removebg",
+        {"image_file": upload(photo()), "format": "zip", "channels": "alpha", "scale": "50%"},
+    )
+    assert zipped.status_code == 200, zipped.content
+    assert zipped["Content-Type"] == "application/zip"
+    assert reseller.tries == 2
+    assert ledger.balance(alice) == ALICE_CREDITS - 2 * MARKUP
