@@ -62,7 +62,11 @@ def reference(batch_id: object, item: BatchItem) -> str:
 
 
 # Limits that pass with time: the item waits for them and the attempt is not counted.
-WAIT_CODES = frozenset({errors.RATE_LIMITED, errors.FREE_WORK_BUSY, errors.FREE_PIXELS_SPENT})
+# A full slot (the account's, free work's, or every engine's and upstream slot's) is a wait,
+# not an attempt.
+WAIT_CODES = frozenset(
+    {errors.RATE_LIMITED, errors.FREE_WORK_BUSY, errors.FREE_PIXELS_SPENT, errors.ENGINE_BUSY}
+)
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -214,7 +218,10 @@ def process(item: BatchItem) -> None:
                 options,
                 reference=reference(batch.pk, item),
                 context=RemovalContext(
-                    reference=f"batch-{batch.pk}-{item.number}", filename=item.filename
+                    reference=f"batch-{batch.pk}-{item.number}",
+                    filename=item.filename,
+                    account=f"user:{user.pk}",
+                    endpoint="pixian:batch-item",
                 ),
                 call=call,
                 source=batch.hold,

@@ -4,8 +4,11 @@ The service code calls `remove()`, `analyse()` and `render()` here, never an eng
 with `CUTOUT_ENGINE_PROCESSES` > 0 the local engine runs in a pool of engine processes
 (removal/engine/pool.py) where a job past `CUTOUT_ENGINE_TIMEOUT_S` is killed, paid work is
 admitted ahead of free work, and a web worker's threads only wait; with 0 it runs in this
-process (development, the test suite). `get_remover()` builds the in-process engine lazily
+process (development, the test suite). `get_local()` builds the in-process engine lazily
 and keeps it for the life of the process (one model session, shared by every thread).
+In reseller mode (`CUTOUT_ENGINE=pixian`) the engine is `removal/upstream/engine.py`'s, in
+the web process (its work is mostly waiting on the upstream), with the local engine as its
+fallback when `CUTOUT_RESELLER_FALLBACK=local`.
 Nothing here runs at import time, so management commands and migrations never need the model.
 """
 
@@ -88,21 +91,50 @@ def build_local() -> LocalRemover:
         raise EngineUnavailableError(str(exc)) from exc
 
 
-def build_remover() -> Remover:
-    engine = getattr(settings, "CUTOUT_ENGINE", "local")
-    if engine == "local":
-        return build_local()
-    raise EngineUnavailableError(f"engine {engine!r} is not available in this build")
+def fallback_enabled() -> bool:
+    return settings.CUTOUT_ENGINE == "pixian" and settings.CUTOUT_RESELLER_FALLBACK == "local"
 
 
-def get_remover() -> Remover:
-    """The process-wide Remover, built on first call (thread-safe)."""
+def get_local() -> Remover:
+    """The process-wide local engine, built on first call (thread-safe); in reseller mode
+    only when the fallback is on (CUTOUT_RESELLER_FALLBACK=local)."""
     global _remover
     if _remover is None:
         with _lock:
             if _remover is None:
-                _remover = build_remover()
+                _remover = build_local()
     return _remover
+
+
+def build_upstream() -> Remover:
+    """Reseller mode's engine: a few settings around the process's upstream client (which
+    removal/upstream/client.py keeps), so it is built afresh for each call."""
+    from removal.upstream.engine import UpstreamRemover
+
+    return UpstreamRemover(
+        settings.SECRET_KEY,
+        fallback=get_local if fallback_enabled() else None,
+        fallback_s=settings.CUTOUT_ENGINE_TIMEOUT_S,
+        request_s=settings.CUTOUT_REQUEST_TIMEOUT_S,
+    )
+
+
+def build_remover() -> Remover:
+    """A new engine as `CUTOUT_ENGINE` says."""
+    engine = getattr(settings, "CUTOUT_ENGINE", "local")
+    if engine == "local":
+        return build_local()
+    if engine == "pixian":
+        return build_upstream()
+    raise EngineUnavailableError(f"engine {engine!r} is not available in this build")
+
+
+def get_remover() -> Remover:
+    """The engine that serves this process's calls (`CUTOUT_ENGINE`): the local engine is
+    built once per process."""
+    if getattr(settings, "CUTOUT_ENGINE", "local") == "pixian":
+        return build_upstream()
+    return get_local()
 
 
 def uses_pool() -> bool:
@@ -135,6 +167,8 @@ def warm() -> None:
         get_pool()
     else:
         get_remover()
+    if fallback_enabled():
+        get_local()
 
 
 def _run(method: str, args: tuple, free: bool) -> Any:

@@ -21,6 +21,7 @@ hold per process only.
 """
 
 import ipaddress
+import math
 import random
 import time
 import uuid
@@ -39,6 +40,7 @@ CONCURRENCY_RETRY_AFTER_S = 1
 # A slot outlives its request's time-out by this much, so a live request never loses it.
 SLOT_TTL_MARGIN_S = 5
 FREE_WORK_ACCOUNT = "site:free-work"
+UPSTREAM_ACCOUNT = "site:upstream"
 
 
 # --- fixed-window counters --------------------------------------------------------------------
@@ -238,6 +240,34 @@ def spend_free_pixels(account: str, pixels: int) -> None:
             f"megapixels per minute; retry later or send paid calls.",
             retry_after=retry_after(RATE_WINDOW_S),
         )
+
+
+def upstream_share() -> int:
+    """How many of the site's upstream slots one account may hold at once."""
+    cap = max(1, settings.CUTOUT_UPSTREAM_CONCURRENCY)
+    return max(1, min(cap, math.ceil(cap * settings.CUTOUT_UPSTREAM_ACCOUNT_SHARE)))
+
+
+@contextmanager
+def upstream_call(account: str) -> Iterator[None]:
+    """Reseller mode: hold one of `account`'s share of the upstream slots (4290 when its share
+    is in flight) and one of the site's `CUTOUT_UPSTREAM_CONCURRENCY` (5031 when all are), for
+    one upstream call, so that no customer can take the operator's whole upstream."""
+    own_key, own_token = acquire_slot(f"upstream:{account}", upstream_share())
+    try:
+        key, token = acquire_slot(
+            UPSTREAM_ACCOUNT, max(1, settings.CUTOUT_UPSTREAM_CONCURRENCY), code=errors.ENGINE_BUSY
+        )
+        try:
+            yield
+        finally:
+            release_slot(key, token)
+    finally:
+        release_slot(own_key, own_token)
+
+
+def upstream_in_flight() -> int:
+    return in_flight_count(UPSTREAM_ACCOUNT, max(1, settings.CUTOUT_UPSTREAM_CONCURRENCY))
 
 
 @contextmanager

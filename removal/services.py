@@ -20,7 +20,7 @@ from billing.models import Reservation
 from removal import active_engine, charging, errors, fetch, limits
 from removal.calls import Call
 from removal.engine import decode
-from removal.engine.types import RemovalContext, RemovalOptions, RemovalResult
+from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult
 from removal.errors import RemovalError
 from removal.inputs import ImageInput
 
@@ -47,12 +47,15 @@ def image_bytes(image: ImageInput) -> bytes:
     return image.data
 
 
-def upstream_due(result: RemovalResult) -> Decimal | None:
-    """What the customer owes for an upstream's result (its charge × markup); None for the
-    local engine, whose price is the hold."""
-    if result.upstream_credits is None:
-        return None
-    return pricing.reseller_charge(result.upstream_credits)
+def upstream_due(result: RemovalResult | Cutout) -> Decimal | None:
+    """What the customer owes for an upstream's result or analysis (its charge × markup); None
+    for the local engine, whose price is the hold. In reseller mode a result the local engine
+    made instead (the fallback) costs `CUTOUT_CREDITS_PER_IMAGE`, at most the hold."""
+    if result.upstream_credits is not None:
+        return pricing.reseller_charge(result.upstream_credits)
+    if pricing.reseller_mode():
+        return pricing.quantize(settings.CUTOUT_CREDITS_PER_IMAGE)
+    return None
 
 
 def _checked(result: RemovalResult, require_foreground: bool) -> RemovalResult:

@@ -15,6 +15,7 @@ Stored files live for `CUTOUT_UPLOAD_RETENTION_HOURS` (a visitor's try-out for
 gets a small JPEG preview at upload (removal/previews.py), stored and purged with it.
 """
 
+import dataclasses
 import io
 import logging
 import re
@@ -222,7 +223,7 @@ def create_upload(
             call.test = options.test
             call.saw_input(data, info)
         reference = _reference(key)
-        context = RemovalContext(reference=reference, filename=image.filename)
+        context = _context(user, visitor, key, image.filename, options)
 
         def analyse_and_store() -> tuple[Cutout, Upload, bool]:
             cutout = active_engine.analyse(data, options, context, free=options.test)
@@ -237,7 +238,7 @@ def create_upload(
             reference,
             analyse_and_store,
             # The twin request that stored this key first pays; this one charges nothing.
-            due=lambda stored: None if stored[2] else Decimal(0),
+            due=lambda stored: services.upstream_due(stored[0]) if stored[2] else Decimal(0),
             call=call,
         )
         cutout, upload, _ = paid.result
@@ -265,10 +266,12 @@ class _UploadPayment:
 
     def __init__(self, upload: Upload) -> None:
         self.upload = upload
+        self.taken = False
 
     def take(self) -> bool:
         # A conditional UPDATE: of several at once, the database lets exactly one flip it.
-        return Upload.objects.filter(pk=self.upload.pk, paid=False).update(paid=True) == 1
+        self.taken = Upload.objects.filter(pk=self.upload.pk, paid=False).update(paid=True) == 1
+        return self.taken
 
     def give_back(self) -> None:
         Upload.objects.filter(pk=self.upload.pk).update(paid=False)
@@ -300,6 +303,23 @@ def render_upload(
     result = active_engine.render(restore_cutout(upload), options, free=options.test)
     if options.test or upload.paid:
         paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
+    elif pricing.reseller_mode():
+        # The test-mode analysis came from the upstream's free (watermarked) call: the first
+        # production render is one production upstream call, charged what it costs, once.
+        payment = _UploadPayment(upload)
+        paid = charging.run(
+            upload.user,
+            quote,
+            _reference(upload.key),
+            # Only the render that took the payment asks the upstream; a twin renders the kept
+            # analysis and charges nothing.
+            lambda: _analysed_again(upload, options) if payment.taken else restore_cutout(upload),
+            due=services.upstream_due,
+            claim=payment,
+            call=call,
+        )
+        result = active_engine.render(paid.result, options)
+        upload.paid = True
     else:
         paid = charging.run(
             upload.user,
@@ -313,6 +333,37 @@ def render_upload(
     if call is not None:
         call.saw_result(result)
     return _rendering(upload, result, paid, options.test, fields)
+
+
+def _context(
+    user: AbstractBaseUser | None, visitor: str, key: str, filename: str, options: RemovalOptions
+) -> RemovalContext:
+    """An upstream engine's key for this upload: the same page retrying the same file in the
+    same mode sends the same key (a Cutout upstream answers it once)."""
+    return RemovalContext(
+        reference=key,
+        filename=filename,
+        account=f"user:{user.pk}" if user is not None else f"visitor:{visitor}",
+        endpoint="web:upload",
+        fingerprint="test" if options.test else "production",
+    )
+
+
+def _analysed_again(upload: Upload, options: RemovalOptions) -> Cutout:
+    """A test-mode upload analysed again in production (reseller mode), kept for re-renders."""
+    with upload.original.open("rb") as f:
+        data = f.read()
+    cutout = active_engine.analyse(
+        data,
+        dataclasses.replace(options, test=False),
+        _context(upload.user, upload.visitor, upload.key, upload.filename, options),
+    )
+    stale = upload.alpha.name
+    upload.alpha.save("alpha.png", ContentFile(encode.mask_png(cutout.alpha)), save=False)
+    Upload.objects.filter(pk=upload.pk).update(alpha=upload.alpha.name)
+    upload.alpha.storage.delete(stale)
+    _remember(upload.public_id, cutout)
+    return cutout
 
 
 def _remember(public_id: str, cutout: Cutout) -> None:

@@ -20,4 +20,5 @@ urlpatterns = [
     ),
     path("try/", views.CreateTryoutView.as_view(), name="create_tryout"),
     path("try/<str:public_id>/render/", views.RenderTryoutView.as_view(), name="render_tryout"),
+    path("staff/upstream/", views.upstream_status, name="upstream_status"),
 ]

@@ -9,6 +9,7 @@ They check the CSRF token: signed-in calls through session authentication, a vis
 explicitly (DRF checks it only for authenticated sessions).
 """
 
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -29,6 +30,7 @@ from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import ERROR_THEN_IMAGE, ImageResultMixin
 from removal.errors import RemovalError
 from removal.models import CallRecord
+from removal.upstream import health
 
 
 @login_required
@@ -139,3 +141,11 @@ def upload_original(request: HttpRequest, public_id: str) -> HttpResponse:
     response = FileResponse(uploads.original_file(upload).open("rb"))
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@staff_member_required
+@require_GET
+def upstream_status(request: HttpRequest) -> HttpResponse:
+    """Reseller mode's upstream for the operator (staff only): health and the last hour."""
+    rows = health.lines(health.current(), health.recent_calls())
+    return render(request, "removal/upstream_status.html", {"rows": rows})

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.support_engine",
     "tests.support_gunicorn",
     "tests.support_s3",
+    "tests.support_reseller",
 ]
 
 

@@ -96,6 +96,14 @@ def test_a_production_result_becomes_the_engines_result_with_the_upstream_charge
         result_foreground=Box(2, 1, 14, 10),
         orientation=6,
         upstream_credits="1.5",
+        # Passed through to a Pixian-format answer as sent; the credits are Cutout's own.
+        headers={
+            "X-Input-Orientation": "6",
+            "X-Input-Size": "12 16",
+            "X-Result-Size": "16 12",
+            "X-Input-Foreground": "1 2 10 14",
+            "X-Result-Foreground": "2 1 14 10",
+        },
     )
 
 

@@ -230,6 +230,18 @@ CUTOUT_UPSTREAM_DEADLINE_S = env_float("CUTOUT_UPSTREAM_DEADLINE_S", 170.0)
 CUTOUT_UPSTREAM_BACKOFF_S = env_float("CUTOUT_UPSTREAM_BACKOFF_S", 5.0)
 CUTOUT_UPSTREAM_MAX_TRIES = env_int("CUTOUT_UPSTREAM_MAX_TRIES", 3)
 CUTOUT_RESELLER_MARKUP = env_decimal("CUTOUT_RESELLER_MARKUP", "1.0")
+# Upstream calls in flight, site-wide, and the share of them one account may hold.
+CUTOUT_UPSTREAM_CONCURRENCY = env_int("CUTOUT_UPSTREAM_CONCURRENCY", 16)
+CUTOUT_UPSTREAM_ACCOUNT_SHARE = env_float("CUTOUT_UPSTREAM_ACCOUNT_SHARE", 0.5)
+if CUTOUT_UPSTREAM_CONCURRENCY < 1 or not 0 < CUTOUT_UPSTREAM_ACCOUNT_SHARE <= 1:
+    raise ImproperlyConfigured(
+        "CUTOUT_UPSTREAM_CONCURRENCY must be at least 1 and CUTOUT_UPSTREAM_ACCOUNT_SHARE in (0, 1]"
+    )
+# `local`: a call the upstream cannot serve (unreachable, 5xx, out of credits) is served by
+# the local engine instead.
+CUTOUT_RESELLER_FALLBACK = env_str("CUTOUT_RESELLER_FALLBACK", "")
+if CUTOUT_RESELLER_FALLBACK not in {"", "off", "local"}:
+    raise ImproperlyConfigured("CUTOUT_RESELLER_FALLBACK must be 'local' or empty")
 # Prices in credits (billing/pricing.py is the one place that applies them).
 CUTOUT_CREDITS_PER_IMAGE = env_decimal("CUTOUT_CREDITS_PER_IMAGE", "1")
 CUTOUT_CREDITS_PER_PREVIEW = env_decimal("CUTOUT_CREDITS_PER_PREVIEW", "0.25")

@@ -17,6 +17,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 
 from removal import fingerprint, idempotency
+from removal.engine.types import RemovalContext
 from removal.errors import RemovalError
 
 # Per-request headers: each answer, a replay too, has its own.
@@ -88,3 +89,26 @@ def replay(answer: idempotency.StoredAnswer) -> HttpResponse:
         response[name] = value
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+def removal_context(
+    request: Request,
+    endpoint: str,
+    request_print: str,
+    *,
+    filename: str = "",
+    forward: tuple[tuple[str, str], ...] | None = None,
+) -> RemovalContext:
+    """What the engine gets of an API request; an upstream engine derives its key from the
+    account, the endpoint, the customer's `Idempotency-Key` (else the request id) and the
+    fingerprint, so a customer's retry sends the upstream the same key."""
+    raw = request.headers.get("Idempotency-Key")
+    return RemovalContext(
+        reference=request.request_id,
+        fingerprint=request_print,
+        filename=filename,
+        account=f"user:{request.user.pk}",
+        endpoint=endpoint,
+        idempotency_key=idempotency.clean_key(raw) if raw is not None else "",
+        forward=forward,
+    )

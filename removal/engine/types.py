@@ -9,6 +9,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+# Reseller mode: which engine made a result (`upstream`, or `local` for the fallback).
+ENGINE_HEADER = "X-Cutout-Engine"
 OutputFormat = Literal["auto", "png", "jpeg", "webp", "zip", "delta_png", "mask"]
 VerticalAlignment = Literal["top", "middle", "bottom"]
 Unit = Literal["px", "%"]
@@ -87,12 +89,19 @@ class RemovalOptions:
 @dataclass(frozen=True)
 class RemovalContext:
     """What an engine may need of the request besides the image and the options: an upstream
-    engine forwards the input's file name and derives its idempotency key from the request's
-    `reference` and `fingerprint` (removal/fingerprint.py)."""
+    engine forwards the input's file name and derives its idempotency key from the `account`,
+    the `endpoint`, the customer's own `idempotency_key` (else the request's `reference`) and
+    the `fingerprint` (removal/fingerprint.py). `forward`: a Pixian-format request's own option
+    fields as the customer sent them (already checked), which an upstream engine sends on
+    unchanged in one call; None for every other request."""
 
     reference: str = ""
     fingerprint: str = ""
     filename: str = ""
+    account: str = ""
+    endpoint: str = ""
+    idempotency_key: str = ""
+    forward: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass
@@ -116,6 +125,8 @@ class Cutout:
     full_input_alpha: np.ndarray | None = None
     colours_estimated: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # Reseller mode: what the upstream charged for the analysis (None for the local engine).
+    upstream_credits: str | None = None
 
 
 @dataclass
@@ -131,6 +142,9 @@ class RemovalResult:
     engine: str = ""
     # Reseller mode: what the upstream charged for this result (None for the local engine).
     upstream_credits: str | None = None
+    # Reseller mode: headers for the answer besides the wire format's own (an upstream's
+    # `X-*` headers passed through, `X-Cutout-Engine`).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Remover(Protocol):

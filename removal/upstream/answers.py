@@ -3,13 +3,16 @@ and `Retry-After`. Pure functions, no I/O: `client.py` does the talking and deci
 what each answer means for the customer.
 """
 
+import io
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+
+from PIL import Image, UnidentifiedImageError
 
 from removal.engine.types import Box, RemovalResult
 
@@ -17,6 +20,8 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
 _MESSAGE_LIMIT = 500
 _PNG_START = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
+# Cutout's own on every answer: the ledger's figures and its request id.
+NOT_PASSED_THROUGH = frozenset({"x-credits-charged", "x-credits-calculated", "x-request-id"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,15 @@ class UpstreamResult:
     result_foreground: Box
     orientation: int
     tries: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def passed_through(self) -> dict[str, str]:
+        """The upstream's `X-*` headers a customer gets as sent, but for Cutout's own."""
+        return {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower().startswith("x-") and name.lower() not in NOT_PASSED_THROUGH
+        }
 
 
 @dataclass(frozen=True)
@@ -67,12 +81,14 @@ def to_removal_result(result: UpstreamResult) -> RemovalResult:
         result_foreground=result.result_foreground,
         orientation=result.orientation,
         upstream_credits=plain_credits(result.credits_charged),
+        headers=result.passed_through(),
     )
 
 
 def parse_result(headers: Mapping[str, str], body: bytes, tries: int) -> UpstreamResult:
     """A `200`'s image and headers. Raises ValueError, saying why, when billing or the customer
-    could not trust it: not a whole PNG or JPEG, or no valid `X-Credits-Charged`."""
+    could not trust it: not a whole PNG or JPEG of the size `X-Result-Size` states, or no valid
+    `X-Credits-Charged`."""
     content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
     charged = _credits(headers.get("X-Credits-Charged"))
     if content_type not in IMAGE_TYPES:
@@ -81,17 +97,22 @@ def parse_result(headers: Mapping[str, str], body: bytes, tries: int) -> Upstrea
         raise ValueError(f"an incomplete {content_type} of {len(body)} bytes")
     if charged is None:
         raise ValueError(f"X-Credits-Charged is {headers.get('X-Credits-Charged')!r}")
+    result_size = _size(headers.get("X-Result-Size"))
+    actual = _dimensions(body)
+    if result_size != (0, 0) and actual != result_size:
+        raise ValueError(f"an image of {actual} pixels where X-Result-Size says {result_size}")
     return UpstreamResult(
         body=body,
         content_type=content_type,
         credits_charged=charged,
         credits_calculated=_credits(headers.get("X-Credits-Calculated")),
         input_size=_size(headers.get("X-Input-Size")),
-        result_size=_size(headers.get("X-Result-Size")),
+        result_size=result_size,
         input_foreground=_box(headers.get("X-Input-Foreground")),
         result_foreground=_box(headers.get("X-Result-Foreground")),
         orientation=_orientation(headers.get("X-Input-Orientation")),
         tries=tries,
+        headers={name.title(): value for name, value in headers.items()},
     )
 
 
@@ -147,6 +168,15 @@ def _complete(body: bytes, content_type: str) -> bool:
     if content_type == "image/png":
         return body.startswith(_PNG_START) and body.endswith(_PNG_END)
     return body.startswith(b"\xff\xd8") and b"\xff\xd9" in body[-64:]
+
+
+def _dimensions(body: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header, None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
 def _credits(value: str | None) -> Decimal | None:

@@ -12,8 +12,8 @@ that covers every try and every wait. Pixian's rules for clients are followed:
   time-out leaves no time for another try anyway.
 - Never retried: `500` (it may be this image that breaks the upstream) and other `4xx`.
 
-Failures become `RemovalError`s as the README's table says ("Reseller mode and the
-upstream"): `_call()` decides waits, time-outs and lost connections, `_failure()` every other
+Failures become `RemovalError`s as the README's table says ("The upstream client"):
+`_call()` decides waits, time-outs and lost connections, `_failure()` every other
 answer. The customer never sees the upstream's credentials or internals; what the operator
 must act on is logged at ERROR as "upstream alert: ...".
 """
@@ -36,6 +36,7 @@ from django.conf import settings
 
 from removal import errors
 from removal.errors import RemovalError
+from removal.upstream import health
 from removal.upstream.answers import (
     UpstreamAccount,
     UpstreamResult,
@@ -245,6 +246,7 @@ class UpstreamClient:
                 self.strikes += 1
                 given = retry_after(answer.headers.get("Retry-After"))
                 wait = given if given is not None else self.backoff_s * self.strikes
+                health.note_backoff(wait)
                 if self._time_for(wait, deadline):
                     logger.info(
                         "upstream %s: 429, waiting %.2f s (strike %d)", what, wait, self.strikes
@@ -346,12 +348,13 @@ def _alert(text: str) -> None:
     logger.error("upstream alert: %s", text)
 
 
-# --- the error-mapping table (README: "Reseller mode and the upstream") ------------------
+# --- the error-mapping table (README: "Reseller mode", "The upstream client") -------------
 
 
 def _failure(answer: _Answer, what: str, tries: int) -> RemovalError:
     """The customer's error for an upstream answer that is not a success and is not retried."""
     error = error_json(answer.body)
+    health.note_answer(answer.status, error)
     detail = f"{answer.status} {error}" if error else f"{answer.status} (no error JSON)"
     if answer.status in _ACCOUNT_STATUSES:
         _alert(f"{what}: the upstream refused Cutout's own account: {detail}")

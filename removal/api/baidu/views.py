@@ -24,9 +24,9 @@ from removal.api.baidu.auth import AccessTokenAuthentication
 from removal.api.baidu.body import fields_of, parameter
 from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import AnyAcceptMixin
-from removal.api.replay import IdempotentPostMixin
+from removal.api.replay import IdempotentPostMixin, removal_context
 from removal.auth import verify_pair
-from removal.engine.types import RemovalContext
+from removal.engine.types import ENGINE_HEADER
 from removal.errors import RemovalError
 
 logger = logging.getLogger(__name__)
@@ -99,13 +99,17 @@ class SegmentView(RecordedCallMixin, AnyAcceptMixin, IdempotentPostMixin, APIVie
             parsed.image,
             parsed.options,
             reference=f"api:{request.request_id}",
-            context=RemovalContext(reference=request.request_id, fingerprint=parsed.fingerprint),
+            context=removal_context(request, self.idempotency_endpoint, parsed.fingerprint),
             call=request.call,
             bounds=options.BOUNDS,
             check=lambda info: options.check_boxes(regions, info),
         )
         image = base64.b64encode(removal.result.body).decode("ascii")
-        return Response({"log_id": _log_id(request), "image": image})
+        engine = removal.result.headers.get(ENGINE_HEADER)
+        return Response(
+            {"log_id": _log_id(request), "image": image},
+            headers={ENGINE_HEADER: engine} if engine else None,
+        )
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = super().dispatch(request, *args, **kwargs)

@@ -14,6 +14,18 @@ MAX_PIXELS_RANGE = (100, 25_000_000)
 JPEG_QUALITY_RANGE = (1, 100)
 OUTPUT_FORMATS = ("auto", "png", "jpeg", "delta_png")
 VERTICAL_ALIGNMENTS = ("top", "middle", "bottom")
+# Every option field Pixian v2 takes: what reseller mode forwards upstream as sent.
+FIELDS = (
+    "test",
+    "max_pixels",
+    "background.color",
+    "result.crop_to_foreground",
+    "result.margin",
+    "result.target_size",
+    "result.vertical_alignment",
+    "output.format",
+    "output.jpeg_quality",
+)
 
 
 # Every field parse_pixian_options reads (the website keeps them with an upload).
@@ -75,3 +87,11 @@ def parse_pixian_options(fields: Mapping[str, Any]) -> RemovalOptions:
             options["margin"], options["target_size"], "result.margin", errors.BAD_MARGIN
         )
     return RemovalOptions(**options)
+
+
+def forwarded_fields(fields: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The request's Pixian option fields as sent (reseller mode sends them on unchanged);
+    only fields `parse_pixian_options` has checked, so the upstream gets nothing unchecked."""
+    return tuple(
+        (name, str(value)) for name in FIELDS if (value := params.given(fields, name)) is not None
+    )

@@ -92,6 +92,14 @@ RESULT_HEADERS = [
         _BOX,
     ),
     header(
+        "X-Cutout-Engine",
+        "Reseller mode only: `upstream`, or `local` when the local engine served the call in "
+        "the upstream's place (`CUTOUT_RESELLER_FALLBACK=local`).",
+        [200],
+        "^(upstream|local)$",
+        required=False,
+    ),
+    header(
         "Idempotent-Replayed",
         "`true` when this is the stored answer to an earlier request with the same "
         "`Idempotency-Key`.",

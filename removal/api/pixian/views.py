@@ -19,7 +19,7 @@ from billing import ledger
 from billing.formatting import format_credits, format_time
 from removal import fingerprint, inputs, limits, services
 from removal.api.body import check_body_size
-from removal.api.pixian.options import parse_pixian_options
+from removal.api.pixian.options import forwarded_fields, parse_pixian_options
 from removal.api.recording import RecordedCallMixin
 from removal.api.renderers import (
     ERROR_THEN_IMAGE,
@@ -27,26 +27,27 @@ from removal.api.renderers import (
     CreditsJSONRenderer,
     ImageResultMixin,
 )
-from removal.api.replay import IdempotentPostMixin
-from removal.engine.types import RemovalContext, RemovalResult
+from removal.api.replay import IdempotentPostMixin, removal_context
+from removal.engine.types import RemovalResult
 
 
 def result_headers(
     result: RemovalResult, charged: Decimal, calculated: Decimal, test: bool
 ) -> dict[str, str]:
     """Pixian's `X-*` headers for a result and what it cost (the website sends them too)."""
-    headers = {"X-Credits-Charged": format_credits(charged)}
+    headers = {
+        "X-Input-Orientation": str(result.orientation),
+        "X-Input-Size": "{} {}".format(*result.input_size),
+        "X-Result-Size": "{} {}".format(*result.result_size),
+        "X-Input-Foreground": result.input_foreground.header(),
+        "X-Result-Foreground": result.result_foreground.header(),
+    }
+    # Reseller mode: the upstream's own headers as it sent them, and which engine ran.
+    headers.update(result.headers)
+    # The ledger's figures are Cutout's own, whatever the upstream said.
+    headers["X-Credits-Charged"] = format_credits(charged)
     if test:
         headers["X-Credits-Calculated"] = format_credits(calculated)
-    headers.update(
-        {
-            "X-Input-Orientation": str(result.orientation),
-            "X-Input-Size": "{} {}".format(*result.input_size),
-            "X-Result-Size": "{} {}".format(*result.result_size),
-            "X-Input-Foreground": result.input_foreground.header(),
-            "X-Result-Foreground": result.result_foreground.header(),
-        }
-    )
     return headers
 
 
@@ -74,10 +75,12 @@ class RemoveBackgroundView(RecordedCallMixin, ImageResultMixin, IdempotentPostMi
             parsed.image,
             parsed.options,
             reference=f"api:{request.request_id}",
-            context=RemovalContext(
-                reference=request.request_id,
-                fingerprint=parsed.fingerprint,
+            context=removal_context(
+                request,
+                self.idempotency_endpoint,
+                parsed.fingerprint,
                 filename=parsed.image.filename,
+                forward=forwarded_fields(request.data),
             ),
             call=request.call,
         )

@@ -56,6 +56,14 @@ RESULT_HEADERS = [
         CREDITS_PATTERN,
         required=False,
     ),
+    header(
+        "X-Cutout-Engine",
+        "Reseller mode only: `upstream`, or `local` when the local engine served the call in "
+        "the upstream's place (`CUTOUT_RESELLER_FALLBACK=local`).",
+        [200],
+        "^(upstream|local)$",
+        required=False,
+    ),
     header("X-Width", "The result's width in pixels.", [200], _INT),
     header("X-Height", "The result's height in pixels.", [200], _INT),
     header("X-Type", "Always `other` (Cutout does not classify).", [200], "^other$"),

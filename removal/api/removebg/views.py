@@ -33,10 +33,10 @@ from removal.api.renderers import (
     ImageResultMixin,
     accepts_json,
 )
-from removal.api.replay import IdempotentPostMixin
+from removal.api.replay import IdempotentPostMixin, removal_context
 from removal.auth import BasicApiKeyAuthentication, HeaderApiKeyAuthentication
 from removal.engine import decode
-from removal.engine.types import RemovalContext, RemovalOptions
+from removal.engine.types import ENGINE_HEADER, RemovalOptions
 from removal.errors import RemovalError
 from removal.inputs import ImageInput
 from removal.services import Removal
@@ -84,6 +84,9 @@ def result_headers(removal: Removal, options: RemovalOptions) -> dict[str, str]:
         factor = math.sqrt(options.max_pixels / (width * height))
         headers["X-Max-Width"] = str(max(1, math.floor(width * factor)))
         headers["X-Max-Height"] = str(max(1, math.floor(height * factor)))
+    # Reseller mode: which engine ran (the upstream's Pixian headers are not remove.bg's).
+    if ENGINE_HEADER in result.headers:
+        headers[ENGINE_HEADER] = result.headers[ENGINE_HEADER]
     return headers
 
 
@@ -134,9 +137,10 @@ class RemoveBgView(RecordedCallMixin, ImageResultMixin, IdempotentPostMixin, API
             parsed.options,
             reference=f"api:{request.request_id}",
             product=parsed.product,
-            context=RemovalContext(
-                reference=request.request_id,
-                fingerprint=parsed.fingerprint,
+            context=removal_context(
+                request,
+                self.idempotency_endpoint,
+                parsed.fingerprint,
                 filename=parsed.image.filename,
             ),
             call=request.call,
