@@ -27,9 +27,12 @@ class LocalRemover(Engine):
         spec: registry.ModelSpec,
         threads: int = 2,
         warm: bool = True,
+        spinning: bool = True,
     ) -> None:
         self.spec = spec
-        self.segmenter = segment.Segmenter(model_path, spec, threads=threads, warm=warm)
+        self.segmenter = segment.Segmenter(
+            model_path, spec, threads=threads, warm=warm, spinning=spinning
+        )
 
     @classmethod
     def from_name(
@@ -39,9 +42,10 @@ class LocalRemover(Engine):
         threads: int = 2,
         custom: dict[str, registry.ModelSpec] | None = None,
         warm: bool = True,
+        spinning: bool = True,
     ) -> "LocalRemover":
         spec = registry.get_spec(name, custom)
-        return cls(spec.path(models_dir), spec, threads=threads, warm=warm)
+        return cls(spec.path(models_dir), spec, threads=threads, warm=warm, spinning=spinning)
 
     def analyse(
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None

@@ -71,7 +71,15 @@ class Segmenter:
     """One onnxruntime session for one model. `predict()` is safe to call from many threads."""
 
     def __init__(
-        self, model_path: Path | str, spec: ModelSpec, threads: int = 2, warm: bool = True
+        self,
+        model_path: Path | str,
+        spec: ModelSpec,
+        threads: int = 2,
+        warm: bool = True,
+        *,
+        memory_pattern: bool = False,
+        shrink_arena: bool = True,
+        spinning: bool = True,
     ) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -91,10 +99,13 @@ class Segmenter:
         # Memory (measured, docs/BENCHMARKS.md): ORT's memory patterns pre-plan one block per
         # shape and keep it (+200 MB for u2netp); the arena is kept for speed within a run
         # but shrunk after each run, so the activations' memory is free for the image work.
-        options.enable_mem_pattern = False
+        options.enable_mem_pattern = memory_pattern
         options.enable_cpu_mem_arena = True
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._run_options = ort.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        if shrink_arena:
+            self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.session = ort.InferenceSession(
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
