@@ -193,8 +193,8 @@ def layout_env(layout: str) -> dict[str, str]:
 
 
 def start_cutout(work: Path, photo: bytes, args, layout: str = "conf") -> Server:
-    name = "Cutout" if layout == "conf" else f"Cutout {layout}"
-    data_dir = work / name.replace(" ", "-")
+    label = "Cutout" if layout == "conf" else f"Cutout {layout}"
+    data_dir = work / label.replace(" ", "-")
     data_dir.mkdir()
     (data_dir / "models").symlink_to(MODELS)
     env = {
@@ -239,7 +239,7 @@ def start_cutout(work: Path, photo: bytes, args, layout: str = "conf") -> Server
     )
     body, content_type = multipart({}, "image", photo)
     server = Server(
-        name,
+        label,
         f"http://127.0.0.1:{port}/api/v2/remove-background",
         body,
         content_type,
