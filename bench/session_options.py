@@ -10,10 +10,12 @@ variant: the median inference seconds (the model run alone, from the engine's ow
 with min-max, the median request seconds, the resident memory after a request (VmRSS, what an
 idle engine process holds) and the peak (VmHWM). Variants:
 
-- `lean`: memory patterns off, the arena shrunk after each run (the engine's default);
+- `lean`: memory patterns off, the arena shrunk after every run (the engine until issue 15);
 - `plain`: onnxruntime's defaults (memory patterns on, no shrinkage);
-- `pattern`: memory patterns on, the arena shrunk after each run;
-- `noshrink`: memory patterns off, no shrinkage.
+- `pattern`: memory patterns on, the arena shrunk after every run;
+- `noshrink`: memory patterns off, no shrinkage;
+- `bysize`: memory patterns off, the arena shrunk after a run only for images of
+  RELEASE_ARENA_PIXELS and more (the engine's default since issue 15).
 
 `--threads` sets the intra-op threads; `--no-spin` turns the pool's spin-waiting off.
 """
@@ -31,12 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.engine_speed import MODELS_DIR, make_photos, photo_path  # noqa: E402
+from removal.engine.local import RELEASE_ARENA_PIXELS  # noqa: E402
 
+NEVER = 1 << 62
+# variant: (memory patterns, release the arena from this many pixels)
 VARIANTS = {
-    "lean": {"memory_pattern": False, "shrink_arena": True},
-    "plain": {"memory_pattern": True, "shrink_arena": False},
-    "pattern": {"memory_pattern": True, "shrink_arena": True},
-    "noshrink": {"memory_pattern": False, "shrink_arena": False},
+    "lean": (False, 0),
+    "plain": (True, NEVER),
+    "pattern": (True, 0),
+    "noshrink": (False, NEVER),
+    "bysize": (False, RELEASE_ARENA_PIXELS),
 }
 
 
@@ -55,9 +61,12 @@ def worker(model: str, variant: str, threads: int, spin: bool) -> None:
     from removal.engine.types import RemovalOptions
 
     spec = registry.get_spec(model)
-    remover = LocalRemover(spec.path(MODELS_DIR), spec, threads=threads, warm=False)
+    memory_pattern, release_pixels = VARIANTS[variant]
+    remover = LocalRemover(
+        spec.path(MODELS_DIR), spec, threads, False, spin, release_arena_pixels=release_pixels
+    )
     remover.segmenter = segment.Segmenter(
-        spec.path(MODELS_DIR), spec, threads=threads, spinning=spin, **VARIANTS[variant]
+        spec.path(MODELS_DIR), spec, threads=threads, spinning=spin, memory_pattern=memory_pattern
     )
     print(json.dumps(memory_mb()), flush=True)
     for line in sys.stdin:
@@ -105,8 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="u2netp")
-    parser.add_argument("--variants", default="lean,plain,pattern,noshrink")
-    parser.add_argument("--sizes", default="1,12")
+    parser.add_argument("--variants", default="lean,plain,noshrink,bysize")
+    parser.add_argument("--sizes", default="1,4,12")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-spin", action="store_true")
