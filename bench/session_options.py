@@ -18,6 +18,10 @@ idle engine process holds) and the peak (VmHWM). Variants:
   RELEASE_ARENA_PIXELS and more (the engine's default since issue 15).
 
 `--threads` sets the intra-op threads; `--no-spin` turns the pool's spin-waiting off.
+
+`--cpu` measures instead, in one process, the CPU seconds of the model run alone (a 320²
+tensor) with each variant's session options, the variants taking turns, and the minor page
+faults each run takes (the cost of giving the arena back is faulting it in again).
 """
 
 import argparse
@@ -106,6 +110,46 @@ class Worker:
         self.proc.wait(60)
 
 
+def inference_cpu(model: str, threads: int, runs: int) -> None:
+    import resource
+
+    import numpy as np
+
+    from removal.engine import registry, segment
+
+    spec = registry.get_spec(model)
+    sessions = {
+        name: segment.Segmenter(
+            spec.path(MODELS_DIR), spec, threads=threads, memory_pattern=pattern
+        )
+        for name, (pattern, _) in VARIANTS.items()
+        if name != "bysize"
+    }
+    rng = np.random.default_rng(0)
+    tensor = sessions["lean"].preprocess(rng.integers(0, 256, (600, 900, 3), dtype=np.uint8))
+    cpu: dict[str, list[float]] = {name: [] for name in sessions}
+    faults: dict[str, list[int]] = {name: [] for name in sessions}
+    names = list(sessions)
+    for index in range(runs):
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            release = VARIANTS[name][1] == 0
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            started = time.process_time()
+            sessions[name].run(tensor, release)
+            cpu[name].append(time.process_time() - started)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    base = statistics.median(cpu["plain"])
+    print(f"model {model}, {threads} thread(s), {runs} runs, load average {os.getloadavg()}\n")
+    print("| variant | CPU s per inference | ÷ plain | minor page faults per run |")
+    print("| --- | --- | ---: | ---: |")
+    for name in names:
+        ratio = statistics.median(cpu[name]) / base
+        print(
+            f"| {name} | {spread(cpu[name])} | {ratio:.2f} | "
+            f"{statistics.median(faults[name]):.0f} |"
+        )
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
@@ -119,7 +163,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-spin", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="the model run's CPU time only")
     args = parser.parse_args()
+    if args.cpu:
+        inference_cpu(args.model, args.threads, args.runs)
+        return
     if args.worker:
         worker(args.model, args.worker, args.threads, not args.no_spin)
         return
