@@ -16,7 +16,6 @@ from .support_engine import encode_image
 
 PHOTOS = {
     "chelsea": encode_image(skdata.chelsea(), "JPEG", quality=90),
-    "coffee": encode_image(skdata.coffee(), "JPEG", quality=90),
     "astronaut": encode_image(skdata.astronaut()),
 }
 
