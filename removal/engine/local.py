@@ -20,7 +20,7 @@ from .types import Cutout, RemovalContext, RemovalOptions
 # memory: that keeps the peak of a large request low. Below it the arena is kept, so the next
 # request does not pay for faulting it back in (measured in docs/BENCHMARKS.md, "The
 # segmenter's memory options").
-RELEASE_ARENA_PIXELS = 3_000_000
+RELEASE_ARENA_PIXELS = 4_000_000
 
 
 class LocalRemover(Engine):
