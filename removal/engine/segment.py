@@ -96,11 +96,11 @@ class Segmenter:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         # Memory (measured, docs/BENCHMARKS.md, "The segmenter's memory options"): memory
-        # patterns pre-plan one block per shape and keep it (+150 MB for u2netp after a 1 MP
-        # request, at no measurable speed gain), so they are off. The arena is kept between
-        # runs unless a run is asked to release it (`run(release=True)`): shrinking returns its
-        # ~200-280 MB to the OS, but the next run faults every page back in (+25 % CPU per
-        # u2netp inference, +10 % for u2net).
+        # patterns pre-plan one block per shape and keep it (+20 to +150 MB for u2netp after
+        # a 1 MP request, for no measurable speed), so they are off. The arena is kept between
+        # runs unless a run is asked to release it (`run(release=True)`): that returns its
+        # 230-270 MB to the OS, but the next run faults every page back in (+26 % CPU per
+        # u2netp run, +10 % per u2net run).
         options.enable_mem_pattern = memory_pattern
         options.enable_cpu_mem_arena = True
         if not spinning:
