@@ -2,11 +2,18 @@
 `gunicorn -c gunicorn.conf.py`.
 
 Sizing: the CPU-bound work (decoding, inference, rendering) runs in each web worker's pool of
-engine processes (CUTOUT_ENGINE_PROCESSES, default cores ÷ CUTOUT_INFERENCE_THREADS;
-removal/engine/pool.py), so a web worker's threads only parse, wait and answer. Threads
-(`gthread`) are cheap to keep waiting: a call that waits 170 s on the upstream in reseller
-mode, or on an `image.url` download, holds a thread, never a core. One web worker keeps the
-engine pool, its paid-before-free queue and the free-work cap in one place; more
+engine processes (CUTOUT_ENGINE_PROCESSES, default one per core; removal/engine/pool.py), so a
+web worker's threads only parse, wait and answer. Each engine process runs onnxruntime on
+CUTOUT_INFERENCE_THREADS threads, default every core, so a lone request has the whole
+machine; when several run at once their threads outnumber the cores, and then they sleep
+instead of spinning while they wait for work (removal/active_engine.py), so one process's
+waiting threads do not take the cores another's work needs. Measured both ways against one
+thread per engine process (docs/BENCHMARKS.md, "Serving layout"): a lone request 1.7× faster,
+9-10 % fewer images/s when 2-8 run at once; CUTOUT_INFERENCE_THREADS=1 takes the other side.
+
+Threads (`gthread`) are cheap to keep waiting: a call that waits 170 s on the upstream in
+reseller mode, or on an `image.url` download, holds a thread, never a core. One web worker
+keeps the engine pool, its paid-before-free queue and the free-work cap in one place; more
 (WEB_CONCURRENCY) each get their own pool. Measured in docs/BENCHMARKS.md ("Serving").
 
 Slow clients never reach a thread: nginx in front (`manage.py serve`) reads whole requests
@@ -29,7 +36,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-_threads = int(os.environ.get("CUTOUT_INFERENCE_THREADS") or 1)
+_threads = int(os.environ.get("CUTOUT_INFERENCE_THREADS") or _cores())
 # Django's settings read this in each worker: one place decides the split.
 os.environ["CUTOUT_INFERENCE_THREADS"] = str(_threads)
 
@@ -37,7 +44,7 @@ wsgi_app = "webapp.wsgi:application"
 bind = ["127.0.0.1:8000"]
 # Engine processes per web worker (Django's settings read this in each worker).
 # (0: the engine runs in the web worker itself, without the time-out backstop.)
-_engine_processes = int(os.environ.get("CUTOUT_ENGINE_PROCESSES", max(1, _cores() // _threads)))
+_engine_processes = int(os.environ.get("CUTOUT_ENGINE_PROCESSES", _cores()))
 os.environ["CUTOUT_ENGINE_PROCESSES"] = str(_engine_processes)
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or 1)

@@ -43,6 +43,14 @@ MODELS = REPO / "var" / "models"
 REMBG = REPO / "bench" / ".venv-rembg" / "bin" / "rembg"
 PHOTO = "sod_101087.jpg"
 ONE_MP = (1224, 816)
+# Serving layouts to compare (--layouts): engine processes x onnxruntime threads each, as
+# multiples of the machine's cores. "conf" is gunicorn.conf.py's own default, untouched.
+LAYOUTS: dict[str, tuple[int, int] | None] = {
+    "conf": None,
+    "narrow": (1, 1),  # cores processes x 1 thread: a lone request gets one core
+    "wide": (1, 0),  # cores processes x cores threads (0 = all cores): a lone request gets all
+    "single": (0, 0),  # one process x cores threads
+}
 
 
 def log(*parts) -> None:
@@ -112,6 +120,11 @@ def http_status(url: str, body: bytes | None = None, headers: dict | None = None
 # --- processes and their memory -----------------------------------------------------------------
 
 
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [grandchild for child in found for grandchild in descendants(child)]
+
+
 def children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -167,8 +180,21 @@ class Server:
                 self.process.wait(10)
 
 
-def start_cutout(work: Path, photo: bytes, args) -> Server:
-    data_dir = work / "cutout"
+def layout_env(layout: str) -> dict[str, str]:
+    """The environment of a serving layout (LAYOUTS), for this machine's cores."""
+    if LAYOUTS[layout] is None:
+        return {}
+    cores = len(os.sched_getaffinity(0))
+    processes, threads = LAYOUTS[layout]
+    return {
+        "CUTOUT_ENGINE_PROCESSES": str(cores if processes else 1),
+        "CUTOUT_INFERENCE_THREADS": str(threads or cores),
+    }
+
+
+def start_cutout(work: Path, photo: bytes, args, layout: str = "conf") -> Server:
+    label = "Cutout" if layout == "conf" else f"Cutout {layout}"
+    data_dir = work / label.replace(" ", "-")
     data_dir.mkdir()
     (data_dir / "models").symlink_to(MODELS)
     env = {
@@ -179,6 +205,7 @@ def start_cutout(work: Path, photo: bytes, args) -> Server:
         "CUTOUT_RATE_LIMIT_PER_MINUTE": "0",
         "CUTOUT_CONCURRENCY_LIMIT": "0",
         "CUTOUT_LOG_LEVEL": "WARNING",
+        **layout_env(layout),
     }
     for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_DEBUG"):
         env.pop(name, None)
@@ -202,7 +229,7 @@ def start_cutout(work: Path, photo: bytes, args) -> Server:
     key_id, secret = manage("create_api_key", "bench@example.com", "--create-user").split()
     manage("grant_credits", "bench@example.com", "1000000")
     port = free_port()
-    logfile = open(work / "gunicorn.log", "w")
+    logfile = open(data_dir / "gunicorn.log", "w")
     process = subprocess.Popen(
         [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
         cwd=REPO,
@@ -212,7 +239,7 @@ def start_cutout(work: Path, photo: bytes, args) -> Server:
     )
     body, content_type = multipart({}, "image", photo)
     server = Server(
-        "Cutout",
+        label,
         f"http://127.0.0.1:{port}/api/v2/remove-background",
         body,
         content_type,
@@ -289,8 +316,10 @@ def run_hey(server: Server, requests: int, clients: int, work: Path) -> dict:
 
 
 def server_memory(server: Server) -> dict[int, dict[str, float]]:
-    """Per serving process: gunicorn's workers (not the master), or rembg's one process."""
-    pids = children(server.process.pid) if server.name == "Cutout" else [server.process.pid]
+    """Per serving process: gunicorn's workers and their engine processes (not the master),
+    or rembg's one process."""
+    cutout = server.name.startswith("Cutout")
+    pids = descendants(server.process.pid) if cutout else [server.process.pid]
     return {pid: memory_mb(pid) for pid in pids}
 
 
@@ -306,6 +335,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="WEB_CONCURRENCY (default: conf)")
     parser.add_argument("--threads", type=int, default=0, help="CUTOUT_INFERENCE_THREADS")
     parser.add_argument("--no-rembg", action="store_true")
+    parser.add_argument(
+        "--layouts", default="conf", help=f"Cutout's serving layouts, of {','.join(LAYOUTS)}"
+    )
     parser.add_argument("--out", default=str(REPO / "var" / "bench" / "load.json"))
     args = parser.parse_args()
     # A terminated run still stops the servers it started (the finally below).
@@ -324,9 +356,12 @@ def main() -> None:
         "load": {},
         "memory_after_load": {},
         "soak": [],
+        "layouts": {name: layout_env(name) for name in args.layouts.split(",")},
+        "loadavg": [],
     }
     try:
-        servers.append(start_cutout(work, photo, args))
+        for layout in args.layouts.split(","):
+            servers.append(start_cutout(work, photo, args, layout))
         if not args.no_rembg:
             servers.append(start_rembg(work, photo, args))
         for server in servers:
@@ -335,13 +370,15 @@ def main() -> None:
                 if status != 200:
                     raise SystemExit(f"{server.name} answered {status} to the warm-up")
         for run in range(args.runs):
-            for level in levels:
+            for turn, level in enumerate(levels):
                 requests = max(args.min_requests, level * args.requests_per_client)
-                for server in servers:
+                shift = (run * len(levels) + turn) % len(servers)  # who goes first rotates
+                for server in servers[shift:] + servers[:shift]:
                     figures = run_hey(server, requests, level, work)
                     results["load"].setdefault(server.name, {}).setdefault(str(level), []).append(
                         figures
                     )
+                    figures["loadavg"] = os.getloadavg()
                     log(f"run {run + 1} {server.name:6} c={level}: {figures}")
         for server in servers:
             results["memory_after_load"][server.name] = server_memory(server)
@@ -375,33 +412,45 @@ def median_of(runs: list[dict], key: str) -> float:
 
 def markdown(results: dict) -> str:
     load = results["load"]
+    rem_levels = load.get("rembg", {})
     lines = [
-        "| clients | Cutout images/s | rembg images/s | ratio | Cutout p50 / p95 s | "
+        "| server | clients | images/s (min–max) | ÷ rembg | p50 / p95 s | rembg images/s | "
         "rembg p50 / p95 s | errors |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for level in load.get("Cutout", {}):
-        cut = load["Cutout"][level]
-        rem = load.get("rembg", {}).get(level)
-        errors = sum(r["errors"] for r in cut) + sum(r["errors"] for r in rem or [])
-        cut_rate = median_of(cut, "images_per_s")
-        row = [level, f"{cut_rate:.2f}"]
-        if rem:
-            rem_rate = median_of(rem, "images_per_s")
-            row += [f"{rem_rate:.2f}", f"{cut_rate / rem_rate:.2f}×"]
-        else:
-            row += ["–", "–"]
-        row.append(f"{median_of(cut, 'p50_s'):.2f} / {median_of(cut, 'p95_s'):.2f}")
-        row.append(f"{median_of(rem, 'p50_s'):.2f} / {median_of(rem, 'p95_s'):.2f}" if rem else "–")
-        row.append(str(errors))
-        lines.append("| " + " | ".join(row) + " |")
+    for name, levels in load.items():
+        if name == "rembg":
+            continue
+        for level, cut in levels.items():
+            rem = rem_levels.get(level)
+            errors = sum(r["errors"] for r in cut) + sum(r["errors"] for r in rem or [])
+            rates = [r["images_per_s"] for r in cut]
+            cut_rate = median_of(cut, "images_per_s")
+            row = [name, level, f"{cut_rate:.2f} ({min(rates):.2f}–{max(rates):.2f})"]
+            if rem:
+                rem_rate = median_of(rem, "images_per_s")
+                row.append(f"{cut_rate / rem_rate:.2f}×")
+            else:
+                row.append("–")
+            row.append(f"{median_of(cut, 'p50_s'):.2f} / {median_of(cut, 'p95_s'):.2f}")
+            if rem:
+                row.append(f"{median_of(rem, 'images_per_s'):.2f}")
+                row.append(f"{median_of(rem, 'p50_s'):.2f} / {median_of(rem, 'p95_s'):.2f}")
+            else:
+                row += ["–", "–"]
+            row.append(str(errors))
+            lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("| process | RSS MB after the load runs | peak (VmHWM) MB |")
     lines.append("| --- | ---: | ---: |")
     for name, processes in results["memory_after_load"].items():
         for pid, memory in processes.items():
-            label = f"Cutout worker {pid}" if name == "Cutout" else f"rembg server {pid}"
+            label = f"{name} process {pid}"
             lines.append(f"| {label} | {memory['VmRSS']:.0f} | {memory['VmHWM']:.0f} |")
+    loads = [f["loadavg"][0] for levels in load.values() for runs in levels.values() for f in runs]
+    if loads:
+        lines.append("")
+        lines.append(f"1-minute load average during the runs: {min(loads):.1f}–{max(loads):.1f}")
     soak = results["soak"]
     if soak:
         lines.append("")

@@ -80,10 +80,15 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default=str(ROOT / "var" / "models"))
-    parser.add_argument("--out", default="u2net-int8.onnx")
+    parser.add_argument("--model", default="u2net", choices=["u2net", "u2netp"])
+    parser.add_argument("--out", help="default: <model>-int8.onnx")
+    parser.add_argument(
+        "--compare", type=int, default=0, help="then time N runs of each and compare their maps"
+    )
     args = parser.parse_args()
+    args.out = args.out or f"{args.model}-int8.onnx"
     models_dir = Path(args.models_dir)
-    spec = registry.get_spec("u2net")
+    spec = registry.get_spec(args.model)
     model = onnx.load(str(spec.path(models_dir)))
     keep_float = side_output_convs(model)
     tensors = calibration_tensors(spec, models_dir)
@@ -113,6 +118,45 @@ def main() -> None:
             calibrate_method=CalibrationMethod.MinMax,
         )
     print(models_dir / args.out)
+    if args.compare:
+        compare(spec, models_dir, models_dir / args.out, args.compare)
+
+
+def compare(spec: registry.ModelSpec, models_dir: Path, int8_path: Path, runs: int) -> None:
+    """CPU seconds per model run (1 thread, taking turns) and the maps' agreement on the
+    calibration photos (IoU at 0.5, mean absolute difference): a speed probe, not the
+    quality gate (that is bench/quality_sets.py on the three shared sets)."""
+    import os
+    import statistics
+    import time
+
+    tensors = calibration_tensors(spec, models_dir)
+    float_model = Segmenter(spec.path(models_dir), spec, threads=1)
+    int8_model = Segmenter(int8_path, spec, threads=1)
+    cpu: dict[str, list[float]] = {"float": [], "int8": []}
+    for index in range(runs):
+        pair = [("float", float_model), ("int8", int8_model)]
+        for name, model in pair[index % 2 :] + pair[: index % 2]:
+            started = time.process_time()
+            model.run(tensors[0], release=False)
+            cpu[name].append(time.process_time() - started)
+    ious, maes = [], []
+    for tensor in tensors:
+        a, b = float_model.run(tensor, release=False), int8_model.run(tensor, release=False)
+        union = np.logical_or(a >= 0.5, b >= 0.5).sum()
+        ious.append(np.logical_and(a >= 0.5, b >= 0.5).sum() / union if union else 1.0)
+        maes.append(float(np.abs(a - b).mean()))
+    for name, values in cpu.items():
+        print(
+            f"{spec.name} {name}: CPU s per run {statistics.median(values):.3f} "
+            f"({min(values):.3f}-{max(values):.3f})"
+        )
+    print(
+        f"int8 / float CPU {statistics.median(cpu['int8']) / statistics.median(cpu['float']):.2f}; "
+        f"maps on {len(tensors)} photos: IoU min {min(ious):.3f} median "
+        f"{statistics.median(ious):.3f}, MAE median {statistics.median(maes):.4f}; "
+        f"load average {os.getloadavg()}"
+    )
 
 
 if __name__ == "__main__":

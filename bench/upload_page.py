@@ -97,7 +97,7 @@ def main() -> None:
             size = (round(astronaut.width * scale), round(astronaut.height * scale))
             path = workdir / f"astronaut-{megapixels:g}mp.jpg"
             astronaut.resize(size).save(path, "JPEG", quality=90)
-            marks = []
+            marks, loads = [], []
             for run in range(args.runs + 1):
                 page.goto(base + "/remove/")
                 page.wait_for_selector("#uploader[data-ready=true]")
@@ -108,6 +108,7 @@ def main() -> None:
                 assert page.get_attribute("#viewer", "data-kind") == "delta"
                 if run:
                     marks.append(mark)
+                    loads.append(os.getloadavg()[0])
             engine = []
             data = path.read_bytes()
             for _ in range(args.runs):
@@ -115,22 +116,26 @@ def main() -> None:
                 cutout = remover.analyse(data, RemovalOptions())
                 remover.render(cutout, RemovalOptions(output_format="delta_png"))
                 engine.append((time.perf_counter() - start) * 1000)
-            rows.append((size, marks, engine))
+            rows.append((size, marks, engine, loads))
         browser.close()
     server.shutdown()
     shutil.rmtree(workdir, ignore_errors=True)
 
     def median(values) -> str:
-        return f"{statistics.median(values):.0f}"
+        values = list(values)
+        return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
 
-    print(f"\nmodel {args.model}, {args.runs} runs each, medians in ms since the drop\n")
-    print("| input | upload sent | server answered | preview shown | engine alone |")
-    print("| --- | --- | --- | --- | --- |")
-    for (width, height), marks, engine in rows:
+    print(f"\nmodel {args.model}, {args.runs} runs each, medians (min–max) in ms since the drop\n")
+    print(
+        "| input | upload sent | server answered | preview shown | engine alone "
+        "| load average (1 min) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for (width, height), marks, engine, loads in rows:
         print(
             f"| {width}×{height} JPEG | {median(m['sent'] for m in marks)} "
             f"| {median(m['answered'] for m in marks)} | {median(m['shown'] for m in marks)} "
-            f"| {median(engine)} |"
+            f"| {median(engine)} | {min(loads):.1f}–{max(loads):.1f} |"
         )
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

@@ -61,13 +61,19 @@ def custom_models() -> dict[str, registry.ModelSpec]:
 
 def local_factory() -> Callable[[], LocalRemover]:
     """The local engine's constructor with its settings bound (picklable: an engine process
-    builds its own engine with it)."""
+    builds its own engine with it).
+
+    onnxruntime's threads spin while they wait for work, which is only free when they have
+    the cores to themselves: when the engine processes' threads outnumber the cores, a
+    spinning thread takes the core another process needs, so they sleep instead."""
+    threads = settings.CUTOUT_INFERENCE_THREADS
     return functools.partial(
         LocalRemover.from_name,
         settings.CUTOUT_MODEL,
         settings.CUTOUT_MODELS_DIR,
-        threads=settings.CUTOUT_INFERENCE_THREADS,
+        threads=threads,
         custom=custom_models(),
+        spinning=max(1, settings.CUTOUT_ENGINE_PROCESSES) * threads <= settings.CUTOUT_CORES,
     )
 
 

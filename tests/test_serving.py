@@ -68,9 +68,10 @@ def test_gunicorn_defaults_to_one_threaded_worker_and_an_engine_process_per_core
     assert config["_engine_processes"] == cores()
 
 
-def test_gunicorn_splits_the_cores_between_engine_processes_and_inference_threads():
-    config = gunicorn_config(CUTOUT_INFERENCE_THREADS="2")
-    assert config["_engine_processes"] == max(1, cores() // 2)
+def test_each_engine_process_may_use_every_core_unless_told_otherwise():
+    assert gunicorn_config()["_threads"] == cores()
+    config = gunicorn_config(CUTOUT_INFERENCE_THREADS="1", CUTOUT_ENGINE_PROCESSES="3")
+    assert (config["_threads"], config["_engine_processes"]) == (1, 3)
     assert gunicorn_config(WEB_CONCURRENCY="3")["workers"] == 3
 
 

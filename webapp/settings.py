@@ -205,6 +205,7 @@ if CUTOUT_ENGINE not in {"local", "pixian"}:
 CUTOUT_MODEL = env_str("CUTOUT_MODEL", "u2net")
 CUTOUT_MODELS_DIR = DATA_DIR / "models"
 CUTOUT_INFERENCE_THREADS = env_int("CUTOUT_INFERENCE_THREADS", 2)
+CUTOUT_CORES = _cores()
 # An operator's own ONNX weights (e.g. ISNet or BiRefNet) in the models folder, used when
 # CUTOUT_MODEL names no built-in model: input side in pixels and the preprocessing
 # (`u2net`: /max then ImageNet mean/std; `imagenet`: /255 then ImageNet; `half`: /255 - 0.5).

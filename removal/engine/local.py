@@ -15,6 +15,13 @@ from . import cutouts, refine, regions, registry, segment, solidify
 from .base import Engine
 from .types import Cutout, RemovalContext, RemovalOptions
 
+# From this many pixels of processing size, the model's arena is given back to the OS after
+# each run, before the image's own work (upsampling, colour estimation, encoding) needs the
+# memory: that keeps the peak of a large request low. Below it the arena is kept, so the next
+# request does not pay for faulting it back in (measured in docs/BENCHMARKS.md, "The
+# segmenter's memory options").
+RELEASE_ARENA_PIXELS = 4_000_000
+
 
 class LocalRemover(Engine):
     """Thread-safe: one instance (one model session) serves every request of a process."""
@@ -27,9 +34,14 @@ class LocalRemover(Engine):
         spec: registry.ModelSpec,
         threads: int = 2,
         warm: bool = True,
+        spinning: bool = True,
+        release_arena_pixels: int = RELEASE_ARENA_PIXELS,
     ) -> None:
         self.spec = spec
-        self.segmenter = segment.Segmenter(model_path, spec, threads=threads, warm=warm)
+        self.release_arena_pixels = release_arena_pixels
+        self.segmenter = segment.Segmenter(
+            model_path, spec, threads=threads, warm=warm, spinning=spinning
+        )
 
     @classmethod
     def from_name(
@@ -39,9 +51,10 @@ class LocalRemover(Engine):
         threads: int = 2,
         custom: dict[str, registry.ModelSpec] | None = None,
         warm: bool = True,
+        spinning: bool = True,
     ) -> "LocalRemover":
         spec = registry.get_spec(name, custom)
-        return cls(spec.path(models_dir), spec, threads=threads, warm=warm)
+        return cls(spec.path(models_dir), spec, threads=threads, warm=warm, spinning=spinning)
 
     def analyse(
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
@@ -96,7 +109,9 @@ class LocalRemover(Engine):
     ) -> np.ndarray:
         """The model's map at its own resolution (framing chosen by refine.predict),
         solidified unless `solid` is false."""
-        prob = refine.predict(self.segmenter.predict, rgb, input_alpha, self.spec.input_size)
+        release = rgb.shape[0] * rgb.shape[1] >= self.release_arena_pixels
+        predict = functools.partial(self.segmenter.predict, release=release)
+        prob = refine.predict(predict, rgb, input_alpha, self.spec.input_size)
         return solidify.solidify(prob) if solid else prob
 
     def _predict_map(

@@ -71,7 +71,14 @@ class Segmenter:
     """One onnxruntime session for one model. `predict()` is safe to call from many threads."""
 
     def __init__(
-        self, model_path: Path | str, spec: ModelSpec, threads: int = 2, warm: bool = True
+        self,
+        model_path: Path | str,
+        spec: ModelSpec,
+        threads: int = 2,
+        warm: bool = True,
+        *,
+        memory_pattern: bool = False,
+        spinning: bool = True,
     ) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -88,13 +95,19 @@ class Segmenter:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        # Memory (measured, docs/BENCHMARKS.md): ORT's memory patterns pre-plan one block per
-        # shape and keep it (+200 MB for u2netp); the arena is kept for speed within a run
-        # but shrunk after each run, so the activations' memory is free for the image work.
-        options.enable_mem_pattern = False
+        # Memory (measured, docs/BENCHMARKS.md, "The segmenter's memory options"): memory
+        # patterns pre-plan one block per shape and keep it (+20 to +150 MB for u2netp after
+        # a 1 MP request, for no measurable speed), so they are off. The arena is kept between
+        # runs unless a run is asked to release it (`run(release=True)`): that returns its
+        # 230-270 MB to the OS, but the next run faults every page back in (+26 % CPU per
+        # u2netp run, +10 % per u2net run).
+        options.enable_mem_pattern = memory_pattern
         options.enable_cpu_mem_arena = True
-        self._run_options = ort.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._keep_arena = ort.RunOptions()
+        self._release_arena = ort.RunOptions()
+        self._release_arena.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.session = ort.InferenceSession(
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
@@ -128,8 +141,9 @@ class Segmenter:
         small *= self._inv_std
         return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
 
-    def run(self, tensor: np.ndarray) -> np.ndarray:
-        """The model's first output for a prepared tensor, SxS float32 in [0, 1].
+    def run(self, tensor: np.ndarray, release: bool = True) -> np.ndarray:
+        """The model's first output for a prepared tensor, SxS float32 in [0, 1]. With
+        `release`, the arena's memory goes back to the OS after the run.
 
         A map that is already a probability (U²-Net ends in a sigmoid) is kept as it is:
         min-max normalising it turns a confident "nothing here" (max 0.03) into a full-strength
@@ -137,7 +151,8 @@ class Segmenter:
         custom model's logits) are min-max normalised.
         """
         feeds = {self.input_name: tensor}
-        pred = self.session.run([self.output_name], feeds, self._run_options)[0]
+        run_options = self._release_arena if release else self._keep_arena
+        pred = self.session.run([self.output_name], feeds, run_options)[0]
         pred = np.asarray(pred, dtype=np.float32).reshape(pred.shape[-2], pred.shape[-1])
         lo, hi = float(pred.min()), float(pred.max())
         if lo >= 0.0 and hi <= 1.0:
@@ -148,9 +163,11 @@ class Segmenter:
             pred = np.clip(pred, 0.0, 1.0)
         return pred
 
-    def predict(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    def predict(
+        self, rgb: np.ndarray, alpha: np.ndarray | None = None, release: bool = True
+    ) -> np.ndarray:
         """The model's probability map for `rgb`, at the model's resolution (SxS float32)."""
-        return self.run(self.preprocess(rgb, alpha))
+        return self.run(self.preprocess(rgb, alpha), release)
 
 
 def to_alpha(prob: np.ndarray, raw: bool = False) -> np.ndarray:
