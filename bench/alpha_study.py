@@ -88,7 +88,7 @@ VARIANTS: dict[str, Variant] = {
     "solid-gated": solid(gated),
     "solid-gated-surer": solid(gated_surer),
 }
-BANDS = ((3, 3, 3, 3), (1, 2, 3, 3), (1, 2, 6, 6), (1, 2, 10, 10), (3, 3, 6, 6), (0, 2, 3, 3))
+BANDS = ((3, 3, 3, 3), (1, 2, 3, 3), (2, 2, 3, 3), (2, 2, 6, 6), (3, 3, 6, 6), (3, 3, 10, 10))
 for _bands in BANDS:
     VARIANTS["solid-gated-" + "-".join(map(str, _bands))] = solid(gated, *_bands)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 # In pixels of the model's map (320² for U²-Net), measured on the three shared sets
 # (docs/BENCHMARKS.md, "Quality on three sets").
-BAND_IN = 1.0
+BAND_IN = 2.0
 RAMP_IN = 2.0
 BAND_OUT = 6.0
 RAMP_OUT = 6.0
