@@ -52,23 +52,27 @@ def boxed(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
 
 
 def gated(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
-    """refine.predict's choice: the stretched view, or the surer view when it is in doubt."""
+    """refine.predict: the stretched view, or both views' union when it is in doubt."""
+    if square or not refine.needs_second_view(s):
+        return s, 1
+    return refine.combine(s, b), 2
+
+
+def gated_surer(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
+    """The same gate, but the surer whole map (`refine.doubt`) when both ran (the engine's
+    choice before the u2net rows were measured)."""
     if square or not refine.needs_second_view(s):
         return s, 1
     return (b if refine.doubt(b) < refine.doubt(s) else s), 2
 
 
-def gated_union(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
-    """The same gate, but the two views' union when both ran."""
-    if square or not refine.needs_second_view(s):
-        return s, 1
-    return np.maximum(s, b), 2
+def solid(inner: Variant, *bands: float) -> Variant:
+    """`inner` then solidify, with its default bands or (band_in, ramp_in, band_out,
+    ramp_out)."""
 
-
-def solid(inner: Variant, band: float = solidify.BAND, ramp: float = solidify.RAMP) -> Variant:
     def variant(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
         prob, cost = inner(s, b, square)
-        return solidify.solidify(prob, band, ramp), cost
+        return solidify.solidify(prob, *bands), cost
 
     return variant
 
@@ -78,15 +82,15 @@ VARIANTS: dict[str, Variant] = {
     "stretched": stretched,
     "boxed": boxed,
     "gated": gated,
-    "gated-union": gated_union,
-    "solid-gated-union": solid(gated_union),
+    "gated-surer": gated_surer,
     "solid-union": solid(union),
     "solid-stretched": solid(stretched),
     "solid-gated": solid(gated),
+    "solid-gated-surer": solid(gated_surer),
 }
-for _band in (0, 1, 2, 3, 6, 10, 16):
-    for _ramp in (2, 3, 6, 12):
-        VARIANTS[f"solid-gated-{_band}-{_ramp}"] = solid(gated, _band, _ramp)
+BANDS = ((3, 3, 3, 3), (1, 2, 3, 3), (2, 2, 3, 3), (2, 2, 6, 6), (3, 3, 6, 6), (3, 3, 10, 10))
+for _bands in BANDS:
+    VARIANTS["solid-gated-" + "-".join(map(str, _bands))] = solid(gated, *_bands)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ Pipelines, each writing one 8-bit alpha PNG per photo to
   letterboxed view (one view for a square photo), upsampled and snapped;
 - ``stretched``: the stretched view alone, upsampled and snapped;
 - ``rembg`` (only when asked): ``rembg.remove(only_mask=True)`` on the same ONNX file, in
-  ``bench/.venv-rembg`` (``bench/setup_rembg.sh``).
+  ``bench/.venv-rembg`` (``bench/setup_rembg.sh``); kept between runs once a set is complete
+  (delete the folder to run rembg again).
 
 ``union`` and ``stretched`` are built from the engine's own functions (`refine.stretched_view`,
 `refine.letterboxed_view`, `refine.upsample`, `segment.to_alpha`) on the photo as
@@ -21,7 +22,7 @@ Pipelines, each writing one 8-bit alpha PNG per photo to
 same functions, run once). Scores come only from ``$CUTOUT_SHARED_DIR/tools/eval_quality.py``
 (its per-photo CSV). For each set the table gives, against the better of ``union`` and
 ``stretched`` on that set (per metric), the mean per-photo difference of ``cutout`` and its
-95 % bootstrap interval (1,000 resamples of the photos, seed 15).
+95 % bootstrap interval (1,000 resamples of the photos, seed 15 for each set).
 """
 
 import argparse
@@ -76,12 +77,11 @@ def predict_cutout(engine: LocalRemover, images: list[Path], out: Path) -> tuple
 
 
 def cutout_from_maps(stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    """What `LocalRemover.segment` makes of the two views' maps (refine.predict's choice,
-    solidify, upsample, snap), for ``--cutout-from-cache``; `--check-cache` compares it with
-    the engine's own output."""
+    """What `LocalRemover.segment` makes of the two views' maps (refine.predict's gate and
+    combination, solidify, upsample, snap), for ``--cutout-from-cache``."""
     prob = stretched
     if not refine.is_square(rgb) and refine.needs_second_view(stretched):
-        prob = boxed if refine.doubt(boxed) < refine.doubt(stretched) else stretched
+        prob = refine.combine(stretched, boxed)
     return segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
 
 
@@ -161,6 +161,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", choices=SETS)
     parser.add_argument("--pipeline", action="append", choices=["rembg"], help="extra pipelines")
     parser.add_argument("--models-dir", default=str(ROOT / "var" / "models"))
+    parser.add_argument("--limit", type=int, help="only the first N photos of each set, by name")
     parser.add_argument(
         "--cutout-from-cache",
         action="store_true",
@@ -170,7 +171,6 @@ def main() -> None:
     models_dir = Path(args.models_dir).resolve()
     spec = registry.get_spec(args.model)
     engine = LocalRemover(spec.path(models_dir), spec, threads=2)
-    rng = np.random.default_rng(15)
     lines = [
         "| set | pipeline | IoU | MAE | boundary IoU | holes | ghost | inferences/photo |",
         "|---|---|---|---|---|---|---|---|",
@@ -178,14 +178,17 @@ def main() -> None:
     deltas = []
     for name in args.set or SETS:
         folder = shared_dir() / "eval" / name
-        images = set_images(folder)
+        images = set_images(folder)[: args.limit]
         run = args.model + ("-from-cache" if args.cutout_from_cache else "")
         root = ROOT / "var" / "bench" / "sets" / run / name
         pipelines = ["cutout", "union", "stretched", *(args.pipeline or [])]
         outs = {p: root / p for p in pipelines}
-        for out in outs.values():
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir(parents=True)
+        if "rembg" in outs:  # shared by the live and the cached runs of the model
+            outs["rembg"] = ROOT / "var" / "bench" / "sets" / args.model / name / "rembg"
+        for p, out in outs.items():
+            if p != "rembg":
+                shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True, exist_ok=True)
         cache = ROOT / "var" / "bench" / "views" / args.model / name
         cost = seconds = float("nan")
         if not args.cutout_from_cache:
@@ -196,7 +199,9 @@ def main() -> None:
         costs = {"cutout": cost, "union": union_cost}
         costs["stretched"] = 1.0
         if "rembg" in outs:
-            predict_rembg(args.model, models_dir, folder / "images", outs["rembg"])
+            # rembg's alphas do not depend on Cutout's code: made once per set and model.
+            if {p.stem for p in images} - {p.stem for p in outs["rembg"].glob("*.png")}:
+                predict_rembg(args.model, models_dir, folder / "images", outs["rembg"])
             costs["rembg"] = 1.0
         scores = {p: score(folder / "masks", out) for p, out in outs.items()}
         names = sorted(scores["cutout"])
@@ -207,6 +212,7 @@ def main() -> None:
                 f"{mean['biou']:.4f} | {mean['holes']:.4f} | {mean['ghost']:.4f} | "
                 f"{costs[p]:.2f} |"
             )
+        rng = np.random.default_rng(15)  # per set: a set's intervals do not depend on the others
         for k in METRICS:
             means = {p: np.mean([scores[p][n][k] for n in names]) for p in ("union", "stretched")}
             pick = max if HIGHER_IS_BETTER[k] else min

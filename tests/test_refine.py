@@ -87,28 +87,37 @@ def test_a_square_photo_takes_one_inference_whatever_its_map():
     [
         _disc_map(20),  # a small subject, often a part of the real one or the wrong one
         _disc_map(200, centre=(SIZE, 0), edge=20),  # across two sides of the frame
+        _disc_map(120, centre=(SIZE, SIZE / 2), edge=4),  # cut by one side (the bottom)
         np.clip(_disc_map(80) * 0.6 + 0.2, 0, 1),  # much of the frame undecided
     ],
-    ids=["small", "across-two-sides", "undecided"],
+    ids=["small", "across-two-sides", "touching-one-side", "undecided"],
 )
-def test_a_doubtful_stretched_view_asks_for_the_letterboxed_one(stretched):
-    sure = _disc_map(80)
-    views = Views(stretched, sure)
+def test_a_doubtful_stretched_view_asks_for_the_letterboxed_one_and_keeps_both(stretched):
+    other = _disc_map(80)
+    views = Views(stretched, other)
     prob = refine.predict(views, WIDE, None, SIZE)
     assert views.calls == ["stretched", "boxed"]
-    assert refine.doubt(sure) < refine.doubt(stretched)
-    # The letterboxed map comes back in the stretched frame: the inner band of the canvas.
-    expected = refine.letterboxed_view(Views(stretched, sure), WIDE, None, SIZE, (SIZE, SIZE))
-    assert np.array_equal(prob, expected)
+    # The letterboxed map comes back in the stretched frame (the inner band of the canvas),
+    # and what either view found is kept.
+    boxed = refine.letterboxed_view(Views(stretched, other), WIDE, None, SIZE, (SIZE, SIZE))
+    assert np.array_equal(prob, np.maximum(stretched, boxed))
+    assert (prob >= stretched).all() and (prob >= boxed).all()
 
 
-def test_the_stretched_view_is_kept_when_the_letterboxed_one_is_no_surer():
+def test_a_second_view_that_finds_nothing_leaves_the_first_as_it_is():
     small = _disc_map(20)
-    views = Views(small, np.zeros((SIZE, SIZE), np.float32))  # the second view finds nothing
+    views = Views(small, np.zeros((SIZE, SIZE), np.float32))
     prob = refine.predict(views, WIDE, None, SIZE)
     assert views.calls == ["stretched", "boxed"]
     assert np.array_equal(prob, small)
     assert refine.doubt(np.zeros((SIZE, SIZE), np.float32)) == float("inf")
+
+
+def test_combine_keeps_each_pixels_surer_subject():
+    left, right = _disc_map(40, centre=(160, 100)), _disc_map(40, centre=(160, 220))
+    both = refine.combine(left, right)
+    assert both.dtype == np.float32 and both.shape == (SIZE, SIZE)
+    assert both[160, 100] == 1.0 and both[160, 220] == 1.0 and both[10, 10] == 0.0
 
 
 def test_a_real_photo_with_a_clear_subject_costs_one_inference(engine):

@@ -27,32 +27,50 @@ def disc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_the_inside_far_from_the_outline_becomes_opaque(disc):
     prob, out, distance = disc
-    deep = distance < 90 - solidify.BAND - solidify.RAMP - 1
+    deep = distance < 90 - solidify.BAND_IN - solidify.RAMP_IN - 1
     assert prob[deep].max() < 0.83  # a see-through subject before
     assert out[deep].min() == 1.0
 
 
 def test_the_background_far_from_the_outline_becomes_clear(disc):
     prob, out, distance = disc
-    far = distance > 90 + solidify.BAND + solidify.RAMP + 1
+    far = distance > 90 + solidify.BAND_OUT + solidify.RAMP_OUT + 1
     assert prob[far].min() > 0.07  # a faint haze before
     assert out[far].max() == 0.0
 
 
 def test_the_outline_keeps_the_models_softness(disc):
     prob, out, distance = disc
-    edge = np.abs(distance - 89.5) < solidify.BAND - 0.5  # the 0.5 outline is at 89.5
+    # The 0.5 outline is at 89.5: the map is kept within BAND_IN inside it and BAND_OUT
+    # outside it.
+    edge = (distance > 89.5 - solidify.BAND_IN + 0.5) & (distance < 89.5 + solidify.BAND_OUT - 0.5)
     assert np.array_equal(out[edge], prob[edge])
-    assert ((out[edge] > 0.2) & (out[edge] < 0.8)).mean() > 0.5  # soft, not hardened
+    fringe = (prob > 0.1) & (prob < 0.5)  # the soft edge beyond the outline: not hardened
+    assert fringe.sum() > 1000 and np.array_equal(out[fringe], prob[fringe])
+
+
+def test_soft_fur_beyond_the_outline_is_kept_longer_than_haze_inside_it():
+    """Outside the subject the band is wider than inside: a soft fringe (hair, fur) a few
+    pixels beyond the 0.5 outline keeps its value, while a see-through body a few pixels
+    inside it is already opaque."""
+    prob, distance = _soft_disc(inside=0.82, haze=0.08, edge=8.0)
+    out = solidify.solidify(prob)
+    outline = distance[prob >= 0.5].max()  # the 0.5 outline, about 89 pixels out
+    fringe = (prob < 0.5) & (distance < outline + solidify.BAND_OUT - 0.5)
+    body = distance < outline - solidify.BAND_IN - solidify.RAMP_IN - 0.5
+    assert ((prob[fringe] > 0.1) & (prob[fringe] < 0.5)).all()
+    assert np.array_equal(out[fringe], prob[fringe])
+    assert out[body].min() == 1.0 and prob[body].min() < 0.83
 
 
 def test_the_change_is_gradual_between_the_outline_and_the_sure_parts(disc):
-    _, out, distance = disc
-    ramp = (distance < 90 - solidify.BAND - 1) & (distance > 90 - solidify.BAND - solidify.RAMP + 1)
-    assert ((out[ramp] > 0.83) & (out[ramp] < 1.0)).all()
-    # Along a ray from the centre outwards the map never rises: no halo, no seam.
-    row = out[SIZE // 2, SIZE // 2 :]
-    assert np.all(np.diff(row) <= 1e-6)
+    prob, out, _ = disc
+    # Along a ray from the centre outwards: some pixels partly raised inside the outline,
+    # some partly lowered outside it, and the map never rises (no halo, no seam).
+    before, after = prob[SIZE // 2, SIZE // 2 :], out[SIZE // 2, SIZE // 2 :]
+    assert ((before >= 0.5) & (after > before) & (after < 1.0)).any()
+    assert ((before < 0.5) & (after < before) & (after > 0.0)).any()
+    assert np.all(np.diff(after) <= 1e-6)
 
 
 def test_a_narrow_soft_gap_inside_the_subject_stays_as_the_model_says():

@@ -9,12 +9,14 @@ soft alpha belongs.
 
 `solidify()` works on the map at the model's resolution, before upsampling (cheap: two
 distance transforms on a 320² grid). The subject is the map at or above 0.5. A pixel's
-distance to that outline decides how much of the map's own value is kept: within `band`
-pixels of it the map is kept unchanged; over the next `ramp` pixels it is blended towards 1
-inside the subject and towards 0 outside it; further away it is 1 or 0. Softness that the
-model puts at the outline (hair, fur, a veil) is untouched; a semi-transparent hole the
-model finds inside the subject is outside the 0.5 subject and stays as the model says where
-it is narrow.
+distance to that outline decides how much of the map's own value is kept: within a band of
+it the map is kept unchanged; over a ramp beyond the band it is blended towards 1 inside the
+subject and towards 0 outside it; further away it is 1 or 0. The two sides differ: inside,
+the band is narrow (`BAND_IN`, `RAMP_IN`: a see-through body is raised to opaque close to
+its outline); outside it is wider (`BAND_OUT`, `RAMP_OUT`), because soft fur, hair and
+foliage reach further out than the 0.5 outline and are the softness that belongs there.
+A semi-transparent hole the model finds inside the subject is outside the 0.5 subject and
+stays as the model says where it is narrow.
 """
 
 import cv2
@@ -22,8 +24,10 @@ import numpy as np
 
 # In pixels of the model's map (320² for U²-Net), measured on the three shared sets
 # (docs/BENCHMARKS.md, "Quality on three sets").
-BAND = 3.0
-RAMP = 3.0
+BAND_IN = 2.0
+RAMP_IN = 2.0
+BAND_OUT = 6.0
+RAMP_OUT = 6.0
 
 
 def _weight(distance: np.ndarray, band: float, ramp: float) -> np.ndarray:
@@ -35,8 +39,10 @@ def _weight(distance: np.ndarray, band: float, ramp: float) -> np.ndarray:
 
 def solidify(
     prob: np.ndarray,
-    band: float = BAND,
-    ramp: float = RAMP,
+    band_in: float = BAND_IN,
+    ramp_in: float = RAMP_IN,
+    band_out: float = BAND_OUT,
+    ramp_out: float = RAMP_OUT,
 ) -> np.ndarray:
     """`prob` (float32 HxW in [0, 1]) with its sure inside raised to 1 and its sure outside
     lowered to 0 (see the module's doc). Returns a new float32 array."""
@@ -47,8 +53,8 @@ def solidify(
     # Distance of each subject pixel to the nearest non-subject pixel, and vice versa.
     inside = cv2.distanceTransform(subject, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     outside = cv2.distanceTransform(1 - subject, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    raise_by = _weight(inside, band, ramp)
-    lower_by = _weight(outside, band, ramp)
+    raise_by = _weight(inside, band_in, ramp_in)
+    lower_by = _weight(outside, band_out, ramp_out)
     out = prob + raise_by * (1.0 - prob)
     out -= lower_by * out
     return out
