@@ -82,6 +82,17 @@ def header(
     )
 
 
+# Reseller mode's answer header, on every result an upstream may have served.
+ENGINE_HEADER_SCHEMA = header(
+    "X-Cutout-Engine",
+    "Reseller mode only: `upstream`, or `local` when the local engine served the call in "
+    "the upstream's place (`CUTOUT_RESELLER_FALLBACK=local`).",
+    [200],
+    "^(upstream|local)$",
+    required=False,
+)
+
+
 def codes_by_status(format_name: str) -> dict[int, list[int]]:
     """The neutral codes each HTTP status of this format carries."""
     wire_format = formats.get(format_name)

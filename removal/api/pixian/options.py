@@ -14,21 +14,8 @@ MAX_PIXELS_RANGE = (100, 25_000_000)
 JPEG_QUALITY_RANGE = (1, 100)
 OUTPUT_FORMATS = ("auto", "png", "jpeg", "delta_png")
 VERTICAL_ALIGNMENTS = ("top", "middle", "bottom")
-# Every option field Pixian v2 takes: what reseller mode forwards upstream as sent.
-FIELDS = (
-    "test",
-    "max_pixels",
-    "background.color",
-    "result.crop_to_foreground",
-    "result.margin",
-    "result.target_size",
-    "result.vertical_alignment",
-    "output.format",
-    "output.jpeg_quality",
-)
-
-
-# Every field parse_pixian_options reads (the website keeps them with an upload).
+# Every option field Pixian v2 takes: what reseller mode forwards upstream as sent, and what
+# the website keeps with an upload.
 FIELDS = (
     "test",
     "max_pixels",

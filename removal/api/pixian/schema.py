@@ -19,7 +19,13 @@ from drf_spectacular.utils import (
 )
 
 from removal import fetch
-from removal.api.openapi import BINARY, CREDITS_PATTERN, error_responses, header
+from removal.api.openapi import (
+    BINARY,
+    CREDITS_PATTERN,
+    ENGINE_HEADER_SCHEMA,
+    error_responses,
+    header,
+)
 from removal.api.pixian.options import (
     JPEG_QUALITY_RANGE,
     MAX_PIXELS_RANGE,
@@ -91,14 +97,7 @@ RESULT_HEADERS = [
         [200],
         _BOX,
     ),
-    header(
-        "X-Cutout-Engine",
-        "Reseller mode only: `upstream`, or `local` when the local engine served the call in "
-        "the upstream's place (`CUTOUT_RESELLER_FALLBACK=local`).",
-        [200],
-        "^(upstream|local)$",
-        required=False,
-    ),
+    ENGINE_HEADER_SCHEMA,
     header(
         "Idempotent-Replayed",
         "`true` when this is the stored answer to an earlier request with the same "

@@ -9,7 +9,13 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
-from removal.api.openapi import BINARY, CREDITS_PATTERN, error_responses, header
+from removal.api.openapi import (
+    BINARY,
+    CREDITS_PATTERN,
+    ENGINE_HEADER_SCHEMA,
+    error_responses,
+    header,
+)
 from removal.api.removebg.options import (
     CHANNELS,
     FORMATS,
@@ -56,14 +62,7 @@ RESULT_HEADERS = [
         CREDITS_PATTERN,
         required=False,
     ),
-    header(
-        "X-Cutout-Engine",
-        "Reseller mode only: `upstream`, or `local` when the local engine served the call in "
-        "the upstream's place (`CUTOUT_RESELLER_FALLBACK=local`).",
-        [200],
-        "^(upstream|local)$",
-        required=False,
-    ),
+    ENGINE_HEADER_SCHEMA,
     header("X-Width", "The result's width in pixels.", [200], _INT),
     header("X-Height", "The result's height in pixels.", [200], _INT),
     header("X-Type", "Always `other` (Cutout does not classify).", [200], "^other$"),
