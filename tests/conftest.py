@@ -1,5 +1,5 @@
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from removal import keys
 from tests.support_ci import require
@@ -49,9 +49,11 @@ def _isolated(settings, tmp_path):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    cache.clear()
+    for each in (cache, caches["shared"]):
+        each.clear()
     yield
-    cache.clear()
+    for each in (cache, caches["shared"]):
+        each.clear()
 
 
 @pytest.fixture(autouse=True)

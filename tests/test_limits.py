@@ -44,10 +44,11 @@ def backend(request, settings):
         require(f"Redis at {REDIS_URL}", redis_reachable())
         original = settings.CACHES
         settings.CACHES = {
+            **original,
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": REDIS_URL,
-            }
+            },
         }
         yield request.param
         # Back to local memory before conftest's clean-up clears "the" cache.

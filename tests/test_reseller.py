@@ -332,6 +332,8 @@ def test_the_readme_steps_give_a_first_marked_up_charge(pair):
     status = pair.manage(*steps[4])
     assert status.returncode == 0, status.stderr
     assert "upstream credits:" in status.stdout and "last success:" in status.stdout
+    # Written by the served process, read by this one (no Redis here: the shared file cache).
+    assert "last success: never" not in status.stdout
 
 
 def test_both_ledgers_are_consistent(pair):

@@ -109,7 +109,10 @@ def test_a_worker_host_with_local_state_logs_it_loudly_at_start(tmp_path):
 def test_sessions_kept_on_one_host_are_refused(settings, engine, local):
     settings.CUTOUT_HOSTS = 2
     settings.SESSION_ENGINE = engine
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
     found = {m.id for m in checks.run_checks() if m.id in HOST_IDS}
     assert ("cutout.E204" in found) is local
     assert all(m.level == checks.ERROR for m in checks.run_checks() if m.id in HOST_IDS)

@@ -132,6 +132,18 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Sites (or test servers) that share one Redis database keep their limits apart by prefix.
 CACHES["default"]["KEY_PREFIX"] = env_str("CUTOUT_CACHE_PREFIX")
+# What every process of the site must read alike even without Redis (the upstream's health,
+# written by the web processes and read by `manage.py upstream_status`): Redis when there is
+# one, else files in the data folder.
+CACHES["shared"] = (
+    dict(CACHES["default"])
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": DATA_DIR / "cache",
+        "KEY_PREFIX": CACHES["default"]["KEY_PREFIX"],
+    }
+)
 
 AUTH_USER_MODEL = "webapp.User"
 AUTH_PASSWORD_VALIDATORS = [

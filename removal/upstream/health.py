@@ -1,5 +1,6 @@
-"""The upstream's health for the operator, kept in the Django cache so that every process
-(and every host, with `REDIS_URL`) reads the same: the last success, the last error (Cutout's
+"""The upstream's health for the operator, kept in the site's shared cache (`CACHES["shared"]`:
+Redis with `REDIS_URL`, else files in the data folder) so that every process (and every host,
+with `REDIS_URL`) reads the same: the last success, the last error (Cutout's
 code and the upstream's status, code and message, with its time), the current `429` backoff
 and the upstream account's remaining credits (read at most once a minute).
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.utils import timezone
 
 from removal import errors
@@ -27,6 +29,10 @@ HEALTH_TTL_S = 30 * 24 * 3600
 
 _noted = threading.local()
 UPSTREAM_CODES = (errors.UPSTREAM_FAILED, errors.UPSTREAM_UNAVAILABLE, errors.UPSTREAM_TIMEOUT)
+
+
+def _cache() -> BaseCache:
+    return caches["shared"]
 
 
 def note_answer(status: int, error: tuple[int, str] | None) -> None:
@@ -62,9 +68,9 @@ def record_error(exc: RemovalError) -> None:
 def _update(values: dict[str, Any]) -> None:
     # Read-modify-write without a lock: two calls racing may drop one's line, and the next
     # call writes it again. The operator's view needs the latest state, not every event.
-    state = cache.get(HEALTH_KEY) or {}
+    state = _cache().get(HEALTH_KEY) or {}
     state.update(values)
-    cache.set(HEALTH_KEY, state, HEALTH_TTL_S)
+    _cache().set(HEALTH_KEY, state, HEALTH_TTL_S)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def account_credits() -> tuple[str | None, str]:
     """(remaining upstream credits, why they could not be read), cached for a minute."""
     from removal.upstream import client
 
-    cached = cache.get(ACCOUNT_KEY)
+    cached = _cache().get(ACCOUNT_KEY)
     if cached is not None:
         return cached
     try:
@@ -94,7 +100,7 @@ def account_credits() -> tuple[str | None, str]:
         found: tuple[str | None, str] = (None, f"{exc.code}: {exc.message}")
     else:
         found = (str(account.credits), "")
-    cache.set(ACCOUNT_KEY, found, ACCOUNT_TTL_S)
+    _cache().set(ACCOUNT_KEY, found, ACCOUNT_TTL_S)
     return found
 
 
@@ -102,7 +108,7 @@ def current() -> Health:
     """What the operator sees; reads the upstream's account when the cached figure is older
     than a minute."""
     credits, account_error = account_credits()
-    state = cache.get(HEALTH_KEY) or {}
+    state = _cache().get(HEALTH_KEY) or {}
     last_error = state.get("last_error")
     if last_error:
         last_error = {**last_error, "at": _when(last_error["at"])}
