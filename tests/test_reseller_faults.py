@@ -6,6 +6,7 @@ operator's view."""
 import base64
 import io
 import json
+import time
 from decimal import Decimal
 
 import numpy as np
@@ -16,7 +17,9 @@ from PIL import Image
 
 from billing import ledger
 from billing.models import LedgerEntry
-from removal import limits
+from removal import active_engine, limits
+from removal.engine.types import RemovalContext, RemovalOptions
+from removal.errors import RemovalError
 from removal.upstream import health
 from tests.support_api import (
     PIXIAN_PATH,
@@ -146,6 +149,21 @@ def test_without_the_fallback_the_same_failure_is_the_mapped_error(reseller, ali
     reseller.reply(error(402, 4020, "Out of credits"))
     assert_error(post(alice_key), 503, 5030)
     assert_nothing_charged(alice)
+
+
+def test_the_fallback_counts_the_time_the_request_has_already_used(reseller, settings):
+    """The fallback starts only if the local engine's time fits in what is left since the
+    request began (the middleware's `started`), not since the engine was called."""
+    settings.CUTOUT_RESELLER_FALLBACK = "local"
+    engine = active_engine.build_upstream()
+    late = RemovalContext(started=time.monotonic() - engine.request_s + engine.fallback_s / 2)
+    reseller.reply(error(402, 4020, "Out of credits"))
+    with pytest.raises(RemovalError) as refused:
+        engine.remove(photo(), RemovalOptions(), late)
+    assert refused.value.code == 5030
+    reseller.reply(error(402, 4020, "Out of credits"))
+    fresh = RemovalContext(started=time.monotonic())
+    assert engine.remove(photo(), RemovalOptions(), fresh).engine == "local"
 
 
 def test_the_fallback_never_replaces_a_refusal_of_the_image(reseller, settings, alice, alice_key):

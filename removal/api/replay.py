@@ -111,4 +111,5 @@ def removal_context(
         endpoint=endpoint,
         idempotency_key=idempotency.clean_key(raw) if raw is not None else "",
         forward=forward,
+        started=getattr(request, "started", None),
     )

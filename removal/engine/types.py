@@ -93,7 +93,8 @@ class RemovalContext:
     the `endpoint`, the customer's own `idempotency_key` (else the request's `reference`) and
     the `fingerprint` (removal/fingerprint.py). `forward`: a Pixian-format request's own option
     fields as the customer sent them (already checked), which an upstream engine sends on
-    unchanged in one call; None for every other request."""
+    unchanged in one call; None for every other request. `started`: when the request began
+    (`time.monotonic()`; None: when the engine is called), so an engine knows the time left."""
 
     reference: str = ""
     fingerprint: str = ""
@@ -102,6 +103,7 @@ class RemovalContext:
     endpoint: str = ""
     idempotency_key: str = ""
     forward: tuple[tuple[str, str], ...] | None = None
+    started: float | None = None
 
 
 @dataclass

@@ -68,7 +68,7 @@ def upstream_key(secret: str, context: RemovalContext) -> str:
 class UpstreamRemover(Engine):
     """Thread-safe. `key_secret` signs the upstream keys; `fallback()` builds the local
     engine (None: no fallback), started only if `fallback_s` fits in what is left of
-    `request_s` since the call began."""
+    `request_s` since the request began (`context.started`; else since the call began)."""
 
     name = "upstream"
 
@@ -91,7 +91,7 @@ class UpstreamRemover(Engine):
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
     ) -> RemovalResult:
         context = context or RemovalContext()
-        started = time.monotonic()
+        started = context.started if context.started is not None else time.monotonic()
         try:
             if context.forward is not None:
                 result = self._forward(data, context)
@@ -110,7 +110,7 @@ class UpstreamRemover(Engine):
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
     ) -> Cutout:
         context = context or RemovalContext()
-        started = time.monotonic()
+        started = context.started if context.started is not None else time.monotonic()
         try:
             return self._analyse(data, options, context)
         except RemovalError as exc:
