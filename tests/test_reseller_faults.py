@@ -29,6 +29,7 @@ from tests.support_api import (
     photo,
     upload,
 )
+from tests.support_batches import BATCHES, api, charged_total, run_tickets
 from tests.support_billing import ALICE_CREDITS
 from tests.support_upstream import error, reset, stall, success, text, truncated
 from tests.test_api_baidu import SEGMENT_PATH, token_for
@@ -299,3 +300,26 @@ def test_baidu_control_boxes_and_remove_bg_zip_are_rendered_here(reseller, alice
     assert zipped["Content-Type"] == "application/zip"
     assert reseller.tries == 2
     assert ledger.balance(alice) == ALICE_CREDITS - 2 * MARKUP
+
+
+def test_a_batch_in_reseller_mode_sends_each_item_upstream_once_charged_with_markup(
+    reseller, alice, alice_key
+):
+    """Each item is one upstream call with a key of its own (the same on a worker's retry:
+    it comes from the batch and the item), charged the upstream's charge x markup."""
+    client = api(alice_key)
+    images = [upload(photo("chelsea", (48, 32))), upload(photo("coffee", (48, 32)))]
+    created = client.post(f"{BATCHES}?start=true", {"image": images})
+    assert created.status_code == 201, created.content
+    batch_id = created.json()["id"]
+    if created.json()["state"] == "open":
+        assert client.post(f"{BATCHES}/{batch_id}/start").status_code == 200
+    reseller.reply(success(charged="1"), success(charged="1"))
+    assert run_tickets() == 2
+    assert client.get(f"{BATCHES}/{batch_id}").json()["counts"]["succeeded"] == 2
+    assert reseller.tries == 2
+    keys = {seen.headers.get("idempotency-key") for seen in reseller.seen}
+    assert len(keys) == 2 and None not in keys
+    assert charged_total(batch_id) == 2 * MARKUP
+    assert ledger.balance(alice) == ALICE_CREDITS - 2 * MARKUP
+    assert ledger.check() == []
