@@ -186,6 +186,16 @@ def release_slot(key: str, token: str) -> None:
         cache.delete(key)
 
 
+@contextmanager
+def held_slot(account: str, limit: int, *, code: int = errors.RATE_LIMITED) -> Iterator[None]:
+    """One of `account`'s `limit` slots (acquire_slot) for the duration of the block."""
+    key, token = acquire_slot(account, limit, code=code)
+    try:
+        yield
+    finally:
+        release_slot(key, token)
+
+
 def in_flight_count(account: str, limit: int) -> int:
     return len(cache.get_many(_slot_keys(account, limit)))
 
@@ -201,24 +211,18 @@ def in_flight(account: str, *, limit: int | None = None) -> Iterator[None]:
     if limit <= 0:
         yield
         return
-    key, token = acquire_slot(account, limit)
-    try:
+    with held_slot(account, limit):
         yield
-    finally:
-        release_slot(key, token)
 
 
 @contextmanager
 def free_work() -> Iterator[None]:
     """Hold one of the site's CUTOUT_FREE_CONCURRENCY free-work slots (shared by every account
     and visitor) for the block; 4291 when all are taken. Taken before any fetch or decoding."""
-    key, token = acquire_slot(
+    with held_slot(
         FREE_WORK_ACCOUNT, max(1, settings.CUTOUT_FREE_CONCURRENCY), code=errors.FREE_WORK_BUSY
-    )
-    try:
+    ):
         yield
-    finally:
-        release_slot(key, token)
 
 
 def free_work_in_flight() -> int:
@@ -253,17 +257,12 @@ def upstream_call(account: str) -> Iterator[None]:
     """Reseller mode: hold one of `account`'s share of the upstream slots (4290 when its share
     is in flight) and one of the site's `CUTOUT_UPSTREAM_CONCURRENCY` (5031 when all are), for
     one upstream call, so that no customer can take the operator's whole upstream."""
-    own_key, own_token = acquire_slot(f"upstream:{account}", upstream_share())
-    try:
-        key, token = acquire_slot(
-            UPSTREAM_ACCOUNT, max(1, settings.CUTOUT_UPSTREAM_CONCURRENCY), code=errors.ENGINE_BUSY
-        )
-        try:
-            yield
-        finally:
-            release_slot(key, token)
-    finally:
-        release_slot(own_key, own_token)
+    site_cap = max(1, settings.CUTOUT_UPSTREAM_CONCURRENCY)
+    with (
+        held_slot(f"upstream:{account}", upstream_share()),
+        held_slot(UPSTREAM_ACCOUNT, site_cap, code=errors.ENGINE_BUSY),
+    ):
+        yield
 
 
 def upstream_in_flight() -> int:
