@@ -105,17 +105,7 @@ def gunicorn(data_dir: Path, **env: str | None) -> Iterator[Gunicorn]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        status = None
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                status, _ = get(f"{url}/readyz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert status == 200, log_path.read_text()[-2000:]
+        wait_ready(url, server, log_path)
         yield Gunicorn(url=url, log_path=log_path, host="127.0.0.1", port=port)
     finally:
         server.terminate()
