@@ -300,27 +300,35 @@ def render_upload(
             upload.refresh_from_db(fields=["paid"])
             if not upload.paid:
                 raise RemovalError(exc.code, str(exc)) from None
-    result = active_engine.render(restore_cutout(upload), options, free=options.test)
     if options.test or upload.paid:
+        result = active_engine.render(restore_cutout(upload), options, free=options.test)
         paid = charging.Charged(result=result, charged=Decimal(0), calculated=quote.calculated)
     elif pricing.reseller_mode():
         # The test-mode analysis came from the upstream's free (watermarked) call: the first
         # production render is one production upstream call, charged what it costs, once.
         payment = _UploadPayment(upload)
+
+        def analysed_and_rendered() -> RemovalResult:
+            # Only the render that took the payment asks the upstream; a twin renders the kept
+            # analysis and charges nothing. Rendered inside the charge: a failure costs nothing.
+            cutout = _analysed_again(upload, options) if payment.taken else restore_cutout(upload)
+            rendered = active_engine.render(cutout, options)
+            rendered.upstream_credits = cutout.upstream_credits
+            return rendered
+
         paid = charging.run(
             upload.user,
             quote,
             _reference(upload.key),
-            # Only the render that took the payment asks the upstream; a twin renders the kept
-            # analysis and charges nothing.
-            lambda: _analysed_again(upload, options) if payment.taken else restore_cutout(upload),
+            analysed_and_rendered,
             due=services.upstream_due,
             claim=payment,
             call=call,
         )
-        result = active_engine.render(paid.result, options)
+        result = paid.result
         upload.paid = True
     else:
+        result = active_engine.render(restore_cutout(upload), options)
         paid = charging.run(
             upload.user,
             quote,
