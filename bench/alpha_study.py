@@ -28,7 +28,8 @@ from quality import SETS, set_images, shared_dir  # noqa: E402
 
 from removal.engine import refine, segment, solidify  # noqa: E402
 
-Variant = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, int]]
+# (stretched map, letterboxed map, an array of the photo's shape) -> (map, inferences)
+Variant = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, int]]
 
 
 def load_scorer() -> Callable[..., dict[str, float]]:
@@ -39,29 +40,29 @@ def load_scorer() -> Callable[..., dict[str, float]]:
     return module.metrics
 
 
-def union(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
-    return (s, 1) if square else (np.maximum(s, b), 2)
+def union(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
+    return (s, 1) if refine.is_square(photo) else (np.maximum(s, b), 2)
 
 
-def stretched(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
+def stretched(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
     return s, 1
 
 
-def boxed(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
-    return (s, 1) if square else (b, 1)
+def boxed(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
+    return (s, 1) if refine.is_square(photo) else (b, 1)
 
 
-def gated(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
+def gated(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
     """refine.predict: the stretched view, or both views' union when it is in doubt."""
-    if square or not refine.needs_second_view(s):
+    if refine.is_square(photo) or not refine.needs_second_view(s, photo.shape):
         return s, 1
     return refine.combine(s, b), 2
 
 
-def gated_surer(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
+def gated_surer(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
     """The same gate, but the surer whole map (`refine.doubt`) when both ran (the engine's
     choice before the u2net rows were measured)."""
-    if square or not refine.needs_second_view(s):
+    if refine.is_square(photo) or not refine.needs_second_view(s, photo.shape):
         return s, 1
     return (b if refine.doubt(b) < refine.doubt(s) else s), 2
 
@@ -70,8 +71,8 @@ def solid(inner: Variant, *bands: float) -> Variant:
     """`inner` then solidify, with its default bands or (band_in, ramp_in, band_out,
     ramp_out)."""
 
-    def variant(s: np.ndarray, b: np.ndarray, square: bool) -> tuple[np.ndarray, int]:
-        prob, cost = inner(s, b, square)
+    def variant(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
+        prob, cost = inner(s, b, photo)
         return solidify.solidify(prob, *bands), cost
 
     return variant
@@ -111,14 +112,13 @@ def main() -> None:
             maps = np.load(cache / f"{path.stem}.npz")
             gt = np.asarray(Image.open(folder / "masks" / f"{path.stem}.png").convert("L"))
             rgb_like = np.empty((*gt.shape, 3), np.uint8)
-            square = refine.is_square(rgb_like)
             s = maps["stretched"].astype(np.float32)
             b = maps["boxed"].astype(np.float32)
-            photos.append((s, b, square, rgb_like, gt.astype(np.float32) / 255.0))
+            photos.append((s, b, rgb_like, gt.astype(np.float32) / 255.0))
         for variant in args.variant or ["union", "stretched", "solid-gated"]:
             rows, costs = [], []
-            for s, b, square, rgb_like, gt in photos:
-                prob, cost = VARIANTS[variant](s, b, square)
+            for s, b, rgb_like, gt in photos:
+                prob, cost = VARIANTS[variant](s, b, rgb_like)
                 alpha = segment.to_alpha(refine.upsample(prob, rgb_like))
                 rows.append(metrics(alpha.astype(np.float32) / 255.0, gt, None))
                 costs.append(cost)

@@ -2,17 +2,19 @@
 
     bash bench/setup_rembg.sh                         # once: bench/.venv-rembg with rembg
     .venv/bin/python bench/api_speed.py --model u2netp --layouts narrow,wide --runs 7
+    .venv/bin/python bench/api_speed.py --model u2net --layouts wide --photo coffee
 
-Cutout runs as in production behind gunicorn (`gunicorn.conf.py`, real API calls charged to
-an account, as bench/load.py starts it), once per serving layout of bench/load.py's LAYOUTS;
+Cutout runs as in production behind gunicorn (`gunicorn.conf.py`, real API calls charged to an
+account, as bench/load.py starts it), once per serving layout of bench/load.py's LAYOUTS;
 rembg's `remove()` runs in its own long-lived process (bench/engine_speed.py's worker, 2
 onnxruntime threads, Pillow's level-6 PNG out) with the very same .onnx file. Photos: the 1, 4
-and 12 MP JPEGs of bench/engine_speed.py. For each photo every server gets one warm-up, then
-`--runs` rounds in which each takes one request, the order rotating round by round; the time
-of a Cutout call is the client's (upload, answer, download of the PNG). Reported per size and
-server: the median seconds with min-max, and the median of the per-round ratios to rembg
-(each round's Cutout time over the same round's rembg time), with the load average.
-Results: var/bench/api_speed-<model>.json and a Markdown table on stdout.
+and 12 MP JPEGs of bench/engine_speed.py (chelsea, two inferences; `--photo coffee`: one). For
+each photo every server gets one warm-up, then `--runs` rounds in which each takes one request,
+the order rotating round by round; the time of a Cutout call is the client's (upload, answer,
+download of the PNG). Reported per size and server: the median seconds with min-max, and the
+median of the per-round ratios to rembg (each round's Cutout time over the same round's rembg
+time), with the load average.
+Results: var/bench/api_speed-<model>-<photo>.json and a Markdown table on stdout.
 """
 
 import argparse
@@ -53,9 +55,10 @@ def main() -> None:
     parser.add_argument("--layouts", default="conf", help=f"of {','.join(load.LAYOUTS)}")
     parser.add_argument("--sizes", default="1,4,12")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--photo", default="chelsea", choices=engine_speed.SOURCES)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    engine_speed.make_photos(sizes)
+    engine_speed.make_photos(sizes, args.photo)
     work = Path(tempfile.mkdtemp(prefix="cutout-api-speed-"))
     server_args = SimpleNamespace(model=args.model, workers=0, threads=0)
     servers: list[load.Server] = []
@@ -67,7 +70,7 @@ def main() -> None:
             results["layouts"][servers[-1].name] = load.layout_env(layout)
         rembg = engine_speed.Worker("rembg", args.model, 2)
         for mp in sizes:
-            path = engine_speed.photo_path(mp)
+            path = engine_speed.photo_path(mp, args.photo)
             bodies = {}
             for server in servers:
                 bodies[server.name], server.content_type = load.multipart(
@@ -95,7 +98,7 @@ def main() -> None:
         if rembg is not None:
             rembg.close()
         shutil.rmtree(work, ignore_errors=True)
-    out = ROOT / "var" / "bench" / f"api_speed-{args.model}.json"
+    out = ROOT / "var" / "bench" / f"api_speed-{args.model}-{args.photo}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"{args.model}, {args.runs} rounds, layouts {results['layouts']}\n")

@@ -6,7 +6,8 @@ Which steps besides the model are worth trimming: decoding, preprocessing, the m
 the framing decision, solidifying, upsampling, the alpha, colour estimation of the soft
 pixels, the PNG and Delta PNG encoders, then the whole `render()` and `analyse()` (which runs
 the model once or twice, as refine.predict decides). CPU time (`time.process_time`) is less
-sensitive to a shared machine's load than wall time. The photo is bench/engine_speed.py's.
+sensitive to a shared machine's load than wall time. The photo is bench/engine_speed.py's
+(chelsea, whose first view is in doubt; `--photo coffee`, whose first view is not).
 """
 
 import argparse
@@ -20,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.engine_speed import MODELS_DIR, make_photos, photo_path  # noqa: E402
+from bench.engine_speed import MODELS_DIR, SOURCES, make_photos, photo_path  # noqa: E402
 from removal.engine import compose, cutouts, encode, refine, registry, segment, solidify  # noqa: E402
 from removal.engine.local import LocalRemover  # noqa: E402
 from removal.engine.types import RemovalOptions  # noqa: E402
@@ -31,11 +32,12 @@ def main() -> None:
     parser.add_argument("--model", default="u2netp")
     parser.add_argument("--mp", type=int, default=1)
     parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--photo", default="chelsea", choices=SOURCES)
     args = parser.parse_args()
-    make_photos([args.mp])
+    make_photos([args.mp], args.photo)
     spec = registry.get_spec(args.model)
     engine = LocalRemover(spec.path(MODELS_DIR), spec, threads=1)
-    data = photo_path(args.mp).read_bytes()
+    data = photo_path(args.mp, args.photo).read_bytes()
     seconds: dict[str, list[float]] = {}
 
     def timed(name: str, step: Callable[..., Any], *step_args: Any) -> Any:
@@ -50,7 +52,7 @@ def main() -> None:
         rgb = prepared.rgb
         tensor = timed("preprocess", engine.segmenter.preprocess, rgb)
         prob = timed("model run", engine.segmenter.run, tensor, rgb.size // 3 >= release)
-        timed("framing decision", refine.needs_second_view, prob)
+        timed("framing decision", refine.needs_second_view, prob, rgb.shape)
         solid = timed("solidify", solidify.solidify, prob)
         full = timed("upsample", refine.upsample, solid, rgb)
         alpha = timed("alpha", segment.to_alpha, full)

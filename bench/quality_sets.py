@@ -60,10 +60,12 @@ def predict_cutout(engine: LocalRemover, images: list[Path], out: Path) -> tuple
     calls = 0
     predict = engine.segmenter.predict
 
-    def counting(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    def counting(
+        rgb: np.ndarray, alpha: np.ndarray | None = None, release: bool = True
+    ) -> np.ndarray:
         nonlocal calls
         calls += 1
-        return predict(rgb, alpha)
+        return predict(rgb, alpha, release)
 
     engine.segmenter.predict = counting  # an instance attribute: counts, changes nothing
     options = RemovalOptions(output_format="png")
@@ -80,7 +82,7 @@ def cutout_from_maps(stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray) 
     """What `LocalRemover.segment` makes of the two views' maps (refine.predict's gate and
     combination, solidify, upsample, snap), for ``--cutout-from-cache``."""
     prob = stretched
-    if not refine.is_square(rgb) and refine.needs_second_view(stretched):
+    if not refine.is_square(rgb) and refine.needs_second_view(stretched, rgb.shape):
         prob = refine.combine(stretched, boxed)
     return segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
 
@@ -131,7 +133,7 @@ def cached_cost(images: list[Path], cache: Path) -> float:
         stretched = np.load(cache / f"{path.stem}.npz")["stretched"].astype(np.float32)
         rgb_like = np.empty((height, width, 3), np.uint8)
         square = refine.is_square(rgb_like)
-        total += 1 if square or not refine.needs_second_view(stretched) else 2
+        total += 1 if square or not refine.needs_second_view(stretched, rgb_like.shape) else 2
     return total / len(images)
 
 

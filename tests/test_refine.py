@@ -104,6 +104,19 @@ def test_a_doubtful_stretched_view_asks_for_the_letterboxed_one_and_keeps_both(s
     assert (prob >= stretched).all() and (prob >= boxed).all()
 
 
+def test_only_a_side_that_letterboxing_moves_asks_for_the_second_view():
+    """Letterboxing a wide photo pads above and below it: a subject cut by its left side
+    touches the border in both views, so a second view cannot help; cut by the left side of a
+    tall photo (padded left and right), it can."""
+    left = _disc_map(120, centre=(SIZE / 2, 0), edge=4)
+    views = Views(left, _disc_map(80))
+    refine.predict(views, WIDE, None, SIZE)
+    assert views.calls == ["stretched"]
+    tall = Views(left, _disc_map(80))
+    refine.predict(tall, np.zeros((450, 300, 3), np.uint8), None, SIZE)
+    assert tall.calls == ["stretched", "boxed"]
+
+
 def test_a_second_view_that_finds_nothing_leaves_the_first_as_it_is():
     small = _disc_map(20)
     views = Views(small, np.zeros((SIZE, SIZE), np.float32))
