@@ -22,7 +22,7 @@ from django.conf import settings
 from removal import errors
 from removal.engine import pool, registry
 from removal.engine.local import LocalRemover
-from removal.engine.segment import ModelMissingError
+from removal.engine.segment import ModelMissingError, PrecisionUnavailableError
 from removal.engine.types import Cutout, RemovalContext, RemovalOptions, RemovalResult, Remover
 from removal.errors import RemovalError
 
@@ -74,6 +74,7 @@ def local_factory() -> Callable[[], LocalRemover]:
         threads=threads,
         custom=custom_models(),
         spinning=max(1, settings.CUTOUT_ENGINE_PROCESSES) * threads <= settings.CUTOUT_CORES,
+        precision=settings.CUTOUT_INFERENCE_PRECISION,
     )
 
 
@@ -93,7 +94,7 @@ def check_model() -> None:
 def build_local() -> LocalRemover:
     try:
         return local_factory()()
-    except (ModelMissingError, registry.UnknownModelError) as exc:
+    except (ModelMissingError, PrecisionUnavailableError, registry.UnknownModelError) as exc:
         raise EngineUnavailableError(str(exc)) from exc
 
 

@@ -217,6 +217,9 @@ if CUTOUT_ENGINE not in {"local", "pixian"}:
 CUTOUT_MODEL = env_str("CUTOUT_MODEL", "u2net")
 CUTOUT_MODELS_DIR = DATA_DIR / "models"
 CUTOUT_INFERENCE_THREADS = env_int("CUTOUT_INFERENCE_THREADS", 2)
+# auto: bfloat16 through onnxruntime's OpenVINO provider on a CPU with native bfloat16 (AMX,
+# AVX-512 BF16), else float32 on its CPU provider; bf16 or f32 to choose (engine/segment.py).
+CUTOUT_INFERENCE_PRECISION = env_str("CUTOUT_INFERENCE_PRECISION", "auto")
 CUTOUT_CORES = _cores()
 # An operator's own ONNX weights (e.g. ISNet or BiRefNet) in the models folder, used when
 # CUTOUT_MODEL names no built-in model: input side in pixels and the preprocessing

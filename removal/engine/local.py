@@ -36,11 +36,12 @@ class LocalRemover(Engine):
         warm: bool = True,
         spinning: bool = True,
         release_arena_pixels: int = RELEASE_ARENA_PIXELS,
+        precision: str = "auto",
     ) -> None:
         self.spec = spec
         self.release_arena_pixels = release_arena_pixels
         self.segmenter = segment.Segmenter(
-            model_path, spec, threads=threads, warm=warm, spinning=spinning
+            model_path, spec, threads=threads, warm=warm, spinning=spinning, precision=precision
         )
 
     @classmethod
@@ -52,9 +53,17 @@ class LocalRemover(Engine):
         custom: dict[str, registry.ModelSpec] | None = None,
         warm: bool = True,
         spinning: bool = True,
+        precision: str = "auto",
     ) -> "LocalRemover":
         spec = registry.get_spec(name, custom)
-        return cls(spec.path(models_dir), spec, threads=threads, warm=warm, spinning=spinning)
+        return cls(
+            spec.path(models_dir),
+            spec,
+            threads=threads,
+            warm=warm,
+            spinning=spinning,
+            precision=precision,
+        )
 
     def analyse(
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None

@@ -39,6 +39,10 @@ class ModelSpec:
     python_version: str | None = None
     licence: str = ""
     size_mb: float = 0.0
+    # Whether "auto" precision may run it in bfloat16: only where its cut-outs were measured to
+    # hold on every evaluation set in bfloat16 (docs/BENCHMARKS.md, "Precision"). u2netp's
+    # small network does not (its IoU drops on the dev set); a custom model is not measured.
+    bf16: bool = False
 
     def path(self, models_dir: Path | str) -> Path:
         return Path(models_dir) / self.filename
@@ -66,6 +70,7 @@ MODELS: dict[str, ModelSpec] = {
         python_version="3.10",  # the wheel pins Python < 3.11
         licence="MIT (U²-Net, Qin et al. 2020)",
         size_mb=176.0,
+        bf16=True,
     ),
 }
 
