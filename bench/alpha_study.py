@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality import SETS, set_images, shared_dir  # noqa: E402
+from quality import SETS, set_images, shared_dir, views_dir  # noqa: E402
 
 from removal.engine import refine, segment, solidify  # noqa: E402
 
@@ -106,7 +106,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in args.set or SETS:
         folder = shared_dir() / "eval" / name
-        cache = ROOT / "var" / "bench" / "views" / args.model / name
+        cache = views_dir(args.model, "f32", name)
         photos = []
         for path in set_images(folder):
             maps = np.load(cache / f"{path.stem}.npz")

@@ -65,6 +65,13 @@ def shared_dir() -> Path:
 SETS = ("dev", "matting", "horses")
 
 
+def views_dir(model: str, precision: str, name: str) -> Path:
+    """Where bench/views_cache.py keeps a set's maps: float32 (the two earlier pipelines'
+    precision) under the model's name, bfloat16 beside it."""
+    folder = model if precision == "f32" else f"{model}-{precision}"
+    return ROOT / "var" / "bench" / "views" / folder / name
+
+
 def set_images(folder: Path) -> list[Path]:
     """The photos of one evaluation set (``<set>/images``), sorted by name."""
     return sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -3,12 +3,15 @@
 
     .venv/bin/python bench/views_cache.py --model u2netp          # optional: reuse both views
     .venv/bin/python bench/quality_sets.py --model u2netp [--pipeline rembg]
+    .venv/bin/python bench/quality_sets.py --model u2net --precision f32 --cutout-from-cache
 
 Pipelines, each writing one 8-bit alpha PNG per photo to
-``var/bench/sets/<model>/<set>/<pipeline>/``:
+``var/bench/sets/<model>-<precision>[-from-cache]/<set>/<pipeline>/``:
 
-- ``cutout``: the engine as it is (`LocalRemover.analyse`, the code the APIs run); its
-  inferences are counted per photo;
+- ``cutout``: the engine as it is (`LocalRemover.analyse`, the code the APIs run), in the
+  precision the engine's setting picks on this machine (``--precision``, default ``auto``); its
+  inferences are counted per photo; with ``--cutout-from-cache``, built from views_cache.py's
+  maps of that precision with the engine's own steps;
 - ``union``: the default before issue 15, the per-pixel maximum of the stretched and the
   letterboxed view (one view for a square photo), upsampled and snapped;
 - ``stretched``: the stretched view alone, upsampled and snapped;
@@ -16,7 +19,8 @@ Pipelines, each writing one 8-bit alpha PNG per photo to
   ``bench/.venv-rembg`` (``bench/setup_rembg.sh``); kept between runs once a set is complete
   (delete the folder to run rembg again).
 
-``union`` and ``stretched`` are built from the engine's own functions (`refine.stretched_view`,
+``union`` and ``stretched`` (always float32, as the issue measured them) are built from the
+engine's own functions (`refine.stretched_view`,
 `refine.letterboxed_view`, `refine.upsample`, `segment.to_alpha`) on the photo as
 `cutouts.prepare` decodes it; they reuse ``bench/views_cache.py``'s maps when present (the
 same functions, run once). Scores come only from ``$CUTOUT_SHARED_DIR/tools/eval_quality.py``
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality import SETS, predict_rembg, set_images, shared_dir  # noqa: E402
+from quality import SETS, predict_rembg, set_images, shared_dir, views_dir  # noqa: E402
 
 from removal.engine import cutouts, refine, registry, segment, solidify  # noqa: E402
 from removal.engine.local import LocalRemover  # noqa: E402
@@ -87,32 +91,31 @@ def cutout_from_maps(stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray) 
     return segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
 
 
-def predict_views(
-    engine: LocalRemover,
-    images: list[Path],
-    cache: Path,
-    outs: dict[str, Path],
-    cutout_from_cache: bool = False,
-) -> float:
-    """The ``union`` and ``stretched`` pipelines' alphas (and with `cutout_from_cache` the
-    ``cutout`` one, from the same maps); returns the union's inferences per photo."""
+def load_views(
+    engine: LocalRemover, cache: Path, path: Path, rgb: np.ndarray, alpha: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A photo's stretched and letterboxed maps: from ``cache`` when views_cache.py made them,
+    else from `engine`."""
+    cached = cache / f"{path.stem}.npz"
+    if cached.exists():
+        maps = np.load(cached)
+        return maps["stretched"].astype(np.float32), maps["boxed"].astype(np.float32)
+    predict = engine.segmenter.predict
+    stretched = refine.stretched_view(predict, rgb, alpha)
     size = engine.spec.input_size
+    return stretched, refine.letterboxed_view(predict, rgb, alpha, size, stretched.shape)
+
+
+def predict_views(
+    engine: LocalRemover, images: list[Path], cache: Path, outs: dict[str, Path]
+) -> float:
+    """The ``union`` and ``stretched`` pipelines' alphas (float32 maps); returns the union's
+    inferences per photo."""
     views = 0
     for path in images:
         prepared = cutouts.prepare(path.read_bytes(), RemovalOptions().max_pixels)
         rgb, alpha = prepared.rgb, prepared.input_alpha
-        cached = cache / f"{path.stem}.npz"
-        if cached.exists():
-            maps = np.load(cached)
-            stretched = maps["stretched"].astype(np.float32)
-            boxed = maps["boxed"].astype(np.float32)
-        else:
-            stretched = refine.stretched_view(engine.segmenter.predict, rgb, alpha)
-            boxed = refine.letterboxed_view(
-                engine.segmenter.predict, rgb, alpha, size, stretched.shape
-            )
-        if cutout_from_cache:
-            save(cutout_from_maps(stretched, boxed, rgb), outs["cutout"] / f"{path.stem}.png")
+        stretched, boxed = load_views(engine, cache, path, rgb, alpha)
         square = refine.is_square(rgb)
         views += 1 if square else 2
         union = stretched if square else np.maximum(stretched, boxed)
@@ -124,16 +127,17 @@ def predict_views(
     return views / len(images)
 
 
-def cached_cost(images: list[Path], cache: Path) -> float:
-    """The cutout pipeline's inferences per photo, from the cached stretched maps."""
+def cutout_from_cache(engine: LocalRemover, images: list[Path], cache: Path, out: Path) -> float:
+    """The ``cutout`` pipeline's alphas from cached maps in the engine's precision (made by
+    `engine` where missing); returns its inferences per photo."""
     total = 0
     for path in images:
-        with Image.open(path) as image:
-            width, height = image.size
-        stretched = np.load(cache / f"{path.stem}.npz")["stretched"].astype(np.float32)
-        rgb_like = np.empty((height, width, 3), np.uint8)
-        square = refine.is_square(rgb_like)
-        total += 1 if square or not refine.needs_second_view(stretched, rgb_like.shape) else 2
+        prepared = cutouts.prepare(path.read_bytes(), RemovalOptions().max_pixels)
+        rgb, alpha = prepared.rgb, prepared.input_alpha
+        stretched, boxed = load_views(engine, cache, path, rgb, alpha)
+        save(cutout_from_maps(stretched, boxed, rgb), out / f"{path.stem}.png")
+        second = not refine.is_square(rgb) and refine.needs_second_view(stretched, rgb.shape)
+        total += 2 if second else 1
     return total / len(images)
 
 
@@ -169,10 +173,21 @@ def main() -> None:
         action="store_true",
         help="build the cutout pipeline's alphas from views_cache.py's maps (no inference)",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=segment.PRECISIONS,
+        help="the cutout pipeline's (the engine's setting); union and stretched are float32",
+    )
     args = parser.parse_args()
     models_dir = Path(args.models_dir).resolve()
     spec = registry.get_spec(args.model)
-    engine = LocalRemover(spec.path(models_dir), spec, threads=2)
+    precision = segment.resolve_precision(args.precision, spec)
+    engine = LocalRemover(spec.path(models_dir), spec, threads=2, precision="f32")
+    cutout_engine = engine
+    if precision != "f32":
+        cutout_engine = LocalRemover(spec.path(models_dir), spec, threads=2, precision=precision)
+    print(f"{args.model}: the cutout pipeline in {precision}", file=sys.stderr, flush=True)
     lines = [
         "| set | pipeline | IoU | MAE | boundary IoU | holes | ghost | inferences/photo |",
         "|---|---|---|---|---|---|---|---|",
@@ -181,7 +196,7 @@ def main() -> None:
     for name in args.set or SETS:
         folder = shared_dir() / "eval" / name
         images = set_images(folder)[: args.limit]
-        run = args.model + ("-from-cache" if args.cutout_from_cache else "")
+        run = f"{args.model}-{precision}" + ("-from-cache" if args.cutout_from_cache else "")
         root = ROOT / "var" / "bench" / "sets" / run / name
         pipelines = ["cutout", "union", "stretched", *(args.pipeline or [])]
         outs = {p: root / p for p in pipelines}
@@ -191,13 +206,13 @@ def main() -> None:
             if p != "rembg":
                 shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True, exist_ok=True)
-        cache = ROOT / "var" / "bench" / "views" / args.model / name
-        cost = seconds = float("nan")
-        if not args.cutout_from_cache:
-            cost, seconds = predict_cutout(engine, images, outs["cutout"])
-        union_cost = predict_views(engine, images, cache, outs, args.cutout_from_cache)
+        seconds = float("nan")
         if args.cutout_from_cache:
-            cost = cached_cost(images, cache)
+            cache = views_dir(args.model, precision, name)
+            cost = cutout_from_cache(cutout_engine, images, cache, outs["cutout"])
+        else:
+            cost, seconds = predict_cutout(cutout_engine, images, outs["cutout"])
+        union_cost = predict_views(engine, images, views_dir(args.model, "f32", name), outs)
         costs = {"cutout": cost, "union": union_cost}
         costs["stretched"] = 1.0
         if "rembg" in outs:
