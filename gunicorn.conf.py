@@ -8,8 +8,10 @@ CUTOUT_INFERENCE_THREADS threads, default every core, so a lone request has the 
 machine; when several run at once their threads outnumber the cores, and then they sleep
 instead of spinning while they wait for work (removal/active_engine.py), so one process's
 waiting threads do not take the cores another's work needs. Measured both ways against one
-thread per engine process (docs/BENCHMARKS.md, "Serving layout"): a lone request 1.7× faster,
-9-10 % fewer images/s when 2-8 run at once; CUTOUT_INFERENCE_THREADS=1 takes the other side.
+thread per engine process (docs/BENCHMARKS.md): in float32 on onnxruntime's CPU provider a lone
+request is 1.7× faster and 2-8 at once get 9-10 % fewer images/s ("Serving layout"); u2net in
+bfloat16 through OpenVINO is ahead at every level, 1 to 8 clients (third round of issue 15).
+CUTOUT_INFERENCE_THREADS=1 takes the other side.
 
 Threads (`gthread`) are cheap to keep waiting: a call that waits 170 s on the upstream in
 reseller mode, or on an `image.url` download, holds a thread, never a core. One web worker

@@ -57,7 +57,7 @@ MODELS: dict[str, ModelSpec] = {
         version="0.1.3",
         path_in_wheel="rembg/u2netp.onnx",
         python_version=None,
-        licence="MIT (U²-Net, Qin et al. 2020)",
+        licence="Apache-2.0 (U²-Net, Qin et al. 2020)",
         size_mb=4.5,
     ),
     "u2net": ModelSpec(
@@ -68,7 +68,7 @@ MODELS: dict[str, ModelSpec] = {
         version="0.2.0",
         path_in_wheel="rembg/u2net.onnx",
         python_version="3.10",  # the wheel pins Python < 3.11
-        licence="MIT (U²-Net, Qin et al. 2020)",
+        licence="Apache-2.0 (U²-Net, Qin et al. 2020)",
         size_mb=176.0,
         bf16=True,
     ),
