@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from removal import active_engine
-from removal.engine import install, registry
+from removal.engine import install, registry, segment
 
 
 class Command(BaseCommand):
@@ -33,3 +33,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         state = "installed" if fetched else "already installed"
         self.stdout.write(self.style.SUCCESS(f"{name} {state}: {path}"))
+        try:
+            precision = segment.resolve_precision(settings.CUTOUT_INFERENCE_PRECISION, spec)
+        except segment.PrecisionUnavailableError as exc:
+            raise CommandError(f"CUTOUT_INFERENCE_PRECISION: {exc}") from None
+        how = {
+            "bf16": "bfloat16 through onnxruntime's OpenVINO provider",
+            "f32": "float32 on onnxruntime's CPU provider",
+        }[precision]
+        setting = settings.CUTOUT_INFERENCE_PRECISION
+        self.stdout.write(f"{name} runs here in {how} (CUTOUT_INFERENCE_PRECISION={setting})")
