@@ -80,10 +80,10 @@ def test_jpeg_quality_is_honoured(photo):
 
 
 def test_alpha_snapping_clears_haze_and_fills_near_opaque():
-    prob = np.array([[0.0, 0.02, 0.5, 0.98, 1.0]], dtype=np.float32)
+    prob = np.array([[0.0, 0.02, 0.15, 0.25, 0.5, 0.98, 1.0]], dtype=np.float32)
     snapped = segment.to_alpha(prob)
-    assert snapped.tolist() == [[0, 0, 128, 255, 255]]
-    assert segment.to_alpha(prob, raw=True).tolist() == [[0, 5, 128, 250, 255]]
+    assert snapped.tolist() == [[0, 0, 0, 64, 128, 255, 255]]
+    assert segment.to_alpha(prob, raw=True).tolist() == [[0, 5, 38, 64, 128, 250, 255]]
 
 
 def test_large_png_deflated_in_parallel_slices_decodes_exactly(photo, alpha):

@@ -15,7 +15,6 @@ import numpy as np
 from removal.errors import RemovalError
 
 from . import compose, encode, layout, watermark
-from .segment import SNAP_LOW
 from .types import Box, Cutout, RemovalOptions, RemovalResult
 
 WEBP_TOO_LARGE_ERROR = 2094  # removal/errors.py RESULT_TOO_LARGE_FOR_FORMAT
@@ -32,7 +31,12 @@ def output_format(options: RemovalOptions) -> str:
     return options.output_format
 
 
-def foreground_box(alpha: np.ndarray, threshold: int = SNAP_LOW) -> Box:
+# What counts as foreground for the reported boxes: alpha above this. Any engine's alpha
+# (an upstream's is not snapped), so it stays where it was when the local engine snapped at 24.
+FOREGROUND_THRESHOLD = 24
+
+
+def foreground_box(alpha: np.ndarray, threshold: int = FOREGROUND_THRESHOLD) -> Box:
     """Bounding box (top, left, width, height) of pixels with alpha above `threshold`;
     Box(0, 0, 0, 0) when there are none."""
     if alpha.size == 0:
