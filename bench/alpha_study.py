@@ -41,7 +41,7 @@ def load_scorer() -> Callable[..., dict[str, float]]:
 
 
 def union(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
-    return (s, 1) if refine.is_square(photo) else (np.maximum(s, b), 2)
+    return (s, 1) if refine.is_square(photo.shape) else (np.maximum(s, b), 2)
 
 
 def stretched(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
@@ -49,12 +49,12 @@ def stretched(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarr
 
 
 def boxed(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
-    return (s, 1) if refine.is_square(photo) else (b, 1)
+    return (s, 1) if refine.is_square(photo.shape) else (b, 1)
 
 
 def gated(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
     """refine.predict: the stretched view, or both views' union when it is in doubt."""
-    if refine.is_square(photo) or not refine.needs_second_view(s, photo.shape):
+    if not refine.needs_second_view(s, photo.shape):
         return s, 1
     return refine.combine(s, b), 2
 
@@ -62,7 +62,7 @@ def gated(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, 
 def gated_surer(s: np.ndarray, b: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, int]:
     """The same gate, but the surer whole map (`refine.doubt`) when both ran (the engine's
     choice before the u2net rows were measured)."""
-    if refine.is_square(photo) or not refine.needs_second_view(s, photo.shape):
+    if not refine.needs_second_view(s, photo.shape):
         return s, 1
     return (b if refine.doubt(b) < refine.doubt(s) else s), 2
 

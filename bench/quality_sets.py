@@ -85,13 +85,17 @@ def predict_cutout(engine: LocalRemover, images: list[Path], out: Path) -> tuple
     return calls / len(images), (time.perf_counter() - started) / len(images)
 
 
-def cutout_from_maps(stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+def cutout_from_maps(
+    stretched: np.ndarray, boxed: np.ndarray, rgb: np.ndarray, alpha: np.ndarray | None
+) -> tuple[np.ndarray, int]:
     """What `LocalRemover.segment` makes of the two views' maps (refine.predict's gate and
-    combination, solidify, upsample, snap), for ``--cutout-from-cache``."""
-    prob = stretched
-    if not refine.is_square(rgb) and refine.needs_second_view(stretched, rgb.shape):
-        prob = refine.combine(stretched, boxed)
-    return segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
+    combination, solidify, upsample, snap, never above the input's alpha), and the
+    inferences it took, for ``--cutout-from-cache``."""
+    prob, inferences = stretched, 1
+    if refine.needs_second_view(stretched, rgb.shape):
+        prob, inferences = refine.combine(stretched, boxed), 2
+    out = segment.to_alpha(refine.upsample(solidify.solidify(prob), rgb))
+    return (out if alpha is None else np.minimum(out, alpha)), inferences
 
 
 def load_views(
@@ -119,7 +123,7 @@ def predict_views(
         prepared = cutouts.prepare(path.read_bytes(), RemovalOptions().max_pixels)
         rgb, alpha = prepared.rgb, prepared.input_alpha
         stretched, boxed = load_views(engine, cache, path, rgb, alpha)
-        square = refine.is_square(rgb)
+        square = refine.is_square(rgb.shape)
         views += 1 if square else 2
         union = stretched if square else np.maximum(stretched, boxed)
         for name, prob in (("union", union), ("stretched", stretched)):
@@ -138,9 +142,9 @@ def cutout_from_cache(engine: LocalRemover, images: list[Path], cache: Path, out
         prepared = cutouts.prepare(path.read_bytes(), RemovalOptions().max_pixels)
         rgb, alpha = prepared.rgb, prepared.input_alpha
         stretched, boxed = load_views(engine, cache, path, rgb, alpha)
-        save(cutout_from_maps(stretched, boxed, rgb), out / f"{path.stem}.png")
-        second = not refine.is_square(rgb) and refine.needs_second_view(stretched, rgb.shape)
-        total += 2 if second else 1
+        cut, inferences = cutout_from_maps(stretched, boxed, rgb, alpha)
+        save(cut, out / f"{path.stem}.png")
+        total += inferences
     return total / len(images)
 
 

@@ -2,7 +2,6 @@
 (u2net; bfloat16 through OpenVINO on a CPU with native bfloat16, float32 elsewhere). The rest
 of the suite runs u2netp for speed."""
 
-import onnxruntime as ort
 import pytest
 from django.conf import settings
 from skimage import data as skdata
@@ -31,8 +30,7 @@ def default_engine() -> local.LocalRemover:
 
 
 def test_the_default_model_runs_in_bf16_where_the_cpu_has_it(default_engine):
-    native = segment.OPENVINO in ort.get_available_providers() and segment.native_bf16()
-    assert default_engine.segmenter.precision == ("bf16" if native else "f32")
+    assert default_engine.segmenter.precision == ("bf16" if segment.bf16_here() else "f32")
 
 
 def test_the_default_model_keeps_the_cat_whole_and_opaque(default_engine):

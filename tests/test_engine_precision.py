@@ -4,7 +4,6 @@ natively and the model was measured to hold in it, float32 on the CPU provider o
 import dataclasses
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from django.conf import settings
 from skimage import data as skdata
@@ -14,10 +13,6 @@ from removal.engine import registry, segment
 from tests.support_ci import require
 
 U2NETP = registry.get_spec("u2netp")
-
-
-def _bf16_here() -> bool:
-    return segment.OPENVINO in ort.get_available_providers() and segment.native_bf16()
 
 
 def _model_path() -> str:
@@ -37,7 +32,7 @@ def test_native_bf16_reads_the_cpus_flags(tmp_path):
 def test_auto_runs_bf16_only_for_a_model_measured_to_hold_in_it():
     assert segment.resolve_precision("auto", U2NETP) == "f32"  # u2netp lost IoU in bf16
     measured = dataclasses.replace(U2NETP, bf16=True)
-    assert segment.resolve_precision("auto", measured) == ("bf16" if _bf16_here() else "f32")
+    assert segment.resolve_precision("auto", measured) == ("bf16" if segment.bf16_here() else "f32")
     assert segment.resolve_precision("f32", measured) == "f32"
     assert registry.get_spec("u2net").bf16
 
@@ -62,7 +57,10 @@ def test_f32_runs_on_the_cpu_provider():
 def test_the_bf16_path_agrees_with_the_f32_path_on_real_photos():
     """bf16 asked for explicitly runs through OpenVINO; its maps of the same photos match
     float32's where it matters (u2netp, the small model: bigger differences than u2net's)."""
-    require("onnxruntime-openvino and a CPU with native bfloat16 (AMX, AVX-512 BF16)", _bf16_here())
+    require(
+        "onnxruntime-openvino and a CPU with native bfloat16 (AMX, AVX-512 BF16)",
+        segment.bf16_here(),
+    )
     f32 = segment.Segmenter(_model_path(), U2NETP, threads=2, precision="f32")
     bf16 = segment.Segmenter(_model_path(), U2NETP, threads=2, precision="bf16")
     assert bf16.precision == "bf16"

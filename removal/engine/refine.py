@@ -81,8 +81,9 @@ def letterbox(
     return canvas, canvas_alpha, (top, left, inner_h, inner_w)
 
 
-def is_square(rgb: np.ndarray) -> bool:
-    height, width = rgb.shape[:2]
+def is_square(photo_shape: tuple[int, ...]) -> bool:
+    """Whether a photo of `photo_shape` (height, width, ...) has one fitting only."""
+    height, width = photo_shape[:2]
     return abs(width - height) <= SQUARE_TOLERANCE * max(width, height)
 
 
@@ -124,11 +125,14 @@ def doubt(prob: np.ndarray) -> float:
 
 
 def needs_second_view(stretched: np.ndarray, photo_shape: tuple[int, ...]) -> bool:
-    """Whether the stretched view of a photo of `photo_shape` (height, width, ...) leaves the
-    subject in doubt: much of the frame undecided, a small subject (often a part of the real
-    one, or the wrong one), or a subject touching a side of the frame that the letterboxed
-    view moves away from the border (the case the stretched view loses: what touches the
-    border looks like background to the model)."""
+    """Whether a photo of `photo_shape` (height, width, ...) takes the letterboxed view too:
+    never when it is (nearly) square (one fitting only); otherwise when its stretched view
+    leaves the subject in doubt: much of the frame undecided, a small subject (often a part
+    of the real one, or the wrong one), or a subject touching a side of the frame that the
+    letterboxed view moves away from the border (the case the stretched view loses: what
+    touches the border looks like background to the model)."""
+    if is_square(photo_shape):
+        return False
     subject = stretched >= 0.5
     height, width = photo_shape[:2]
     if width >= height:  # letterboxing pads above and below
@@ -155,7 +159,7 @@ def predict(
     for a photo that is not (nearly) square and whose stretched view is in doubt.
     """
     stretched = stretched_view(predict_square, rgb, alpha)
-    if is_square(rgb) or not needs_second_view(stretched, rgb.shape):
+    if not needs_second_view(stretched, rgb.shape):
         return stretched
     return combine(stretched, letterboxed_view(predict_square, rgb, alpha, size, stretched.shape))
 

@@ -62,6 +62,16 @@ def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) is not None
 
 
+def openvino_available() -> bool:
+    return OPENVINO in ort.get_available_providers()
+
+
+def bf16_here() -> bool:
+    """Whether bfloat16 runs natively here: the OpenVINO provider installed, and a CPU that
+    computes in bfloat16."""
+    return openvino_available() and native_bf16()
+
+
 def resolve_precision(precision: str, spec: ModelSpec) -> str:
     """The precision to run `spec` in ("bf16" or "f32") for a setting of PRECISIONS: "auto" is
     bf16 for a model measured to hold in it (`spec.bf16`) where bfloat16 is both native and
@@ -70,14 +80,13 @@ def resolve_precision(precision: str, spec: ModelSpec) -> str:
         raise PrecisionUnavailableError(
             f"unknown inference precision {precision!r}: use one of {', '.join(PRECISIONS)}"
         )
-    available = OPENVINO in ort.get_available_providers()
-    if precision == "bf16" and not available:
+    if precision == "bf16" and not openvino_available():
         raise PrecisionUnavailableError(
             "bf16 inference needs onnxruntime's OpenVINO execution provider "
             "(pip install onnxruntime-openvino, Linux x86-64)"
         )
     if precision == "auto":
-        return "bf16" if spec.bf16 and available and native_bf16() else "f32"
+        return "bf16" if spec.bf16 and bf16_here() else "f32"
     return precision
 
 

@@ -4,6 +4,7 @@ Coordinates: every size and box is in the *oriented* input's pixels (EXIF orient
 applied), as the Pixian contract says. Boxes are Pixian-ordered (top, left, width, height).
 """
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -104,6 +105,10 @@ class RemovalContext:
     idempotency_key: str = ""
     forward: tuple[tuple[str, str], ...] | None = None
     started: float | None = None
+
+    def start(self) -> float:
+        """When the request began, else now (an engine called without a request)."""
+        return self.started if self.started is not None else time.monotonic()
 
 
 @dataclass

@@ -91,7 +91,7 @@ class UpstreamRemover(Engine):
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
     ) -> RemovalResult:
         context = context or RemovalContext()
-        started = context.started if context.started is not None else time.monotonic()
+        started = context.start()
         try:
             if context.forward is not None:
                 result = self._forward(data, context)
@@ -110,7 +110,7 @@ class UpstreamRemover(Engine):
         self, data: bytes, options: RemovalOptions, context: RemovalContext | None = None
     ) -> Cutout:
         context = context or RemovalContext()
-        started = context.started if context.started is not None else time.monotonic()
+        started = context.start()
         try:
             return self._analyse(data, options, context)
         except RemovalError as exc:
